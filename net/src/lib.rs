@@ -1,0 +1,1 @@
+//! The Spindle broker: a Kafka protocol server, one glommio executor per core.
