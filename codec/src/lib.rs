@@ -1,5 +1,48 @@
 //! The Kafka wire codec shared by the broker and loadgen. Pure: no I/O, no
 //! async, no runtime.
+//!
+//! - [`frame`]: the 4-byte size prefix, checked against a bound before any
+//!   buffer is sized from it.
+//! - [`header`]: request header decode (v1-v2, flexible versions), response
+//!   framing for any `kafka-protocol` message.
+//! - [`produce`]: hand-written Produce request decode; record bytes stay
+//!   slices of the frame.
+//! - [`fetch`]: hand-written Fetch response encode; record chunks stay the
+//!   caller's (cached `Bytes`, file ranges) and are never copied.
+//! - [`wire`]: the primitive reader/writer both hot paths use.
+
+pub mod fetch;
+pub mod frame;
+pub mod header;
+pub mod produce;
+pub mod wire;
 
 /// Message types generated from Kafka's own schemas; record payloads stay raw.
 pub use kafka_protocol;
+
+/// Why a frame or message could not be decoded. Each variant is bad input
+/// from a peer, never a bug on our side.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("frame size {size} is negative or above the limit {max}")]
+    FrameSize { size: i64, max: u32 },
+    #[error("message truncated: needed {needed} bytes, {left} left")]
+    Truncated { needed: usize, left: usize },
+    #[error("unknown API key {api_key}")]
+    UnknownApiKey { api_key: i16 },
+    #[error("{api} version {version} is not supported")]
+    UnsupportedVersion { api: &'static str, version: i16 },
+    #[error("invalid {what}: {value}")]
+    Invalid { what: &'static str, value: i64 },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Why a response could not be encoded (a value out of the wire's range).
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("response encoding failed: {0}")]
+    Message(String),
+    #[error("response of {0} bytes exceeds the frame size limit")]
+    TooLarge(u64),
+}
