@@ -1,0 +1,40 @@
+//! Every bound of the engine in one place.
+
+/// Direct-I/O alignment of file positions, lengths and buffers. 4 KiB covers
+/// every device and filesystem block size Spindle runs on.
+pub const ALIGN: u64 = 4096;
+
+/// Size of one write-behind buffer of the appender.
+pub const WRITE_BUF_BYTES: usize = 1 << 20;
+
+/// Bytes a log may hold in write-behind buffers before an append waits for
+/// the disk (the bound is soft by at most one append call).
+pub const WRITE_BEHIND_BYTES_MAX: u64 = 8 << 20;
+
+/// Full write buffers kept for reuse per log.
+pub const WRITE_BUF_POOL_MAX: usize = 2;
+
+/// Segments grow their preallocation in steps of this size.
+pub const PREALLOC_STEP_BYTES: u64 = 32 << 20;
+
+/// Bytes read at once when scanning batch headers on the read path.
+pub const READ_SCAN_WINDOW_BYTES: usize = 64 << 10;
+
+/// Bytes read at once by the recovery scan.
+pub const RECOVERY_READ_BYTES: usize = 8 << 20;
+
+/// Recovery logs its progress every this many bytes scanned.
+pub const RECOVERY_PROGRESS_BYTES: u64 = 256 << 20;
+
+/// Batches remembered per idempotent producer (Kafka's value).
+pub const PRODUCER_BATCHES_KEPT: usize = 5;
+
+/// Idempotent producers remembered per log; the least recently used is
+/// forgotten beyond this.
+pub const PRODUCERS_MAX: usize = 10_000;
+
+/// Largest batch accepted, whatever the segment size.
+pub const BATCH_BYTES_MAX: u64 = 64 << 20;
+
+/// Interval of the flusher under `flush=interval:MS` is at least this.
+pub const FLUSH_INTERVAL_MS_MIN: u64 = 1;

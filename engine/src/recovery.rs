@@ -1,0 +1,293 @@
+//! Opening a partition directory: finds segments, trusts what a clean
+//! shutdown or a checkpoint vouches for, scans the rest batch by batch with
+//! CRC checks, truncates a torn tail, rebuilds missing or stale indexes and
+//! the idempotent-producer state.
+//!
+//! Invariants relied on (kept by the appender and the write round):
+//! - every segment but the last is whole: it was finalized (truncated,
+//!   synced) before the next segment's file was created;
+//! - the checkpoint file names an offset below which every segment is
+//!   finalized with its indexes on disk;
+//! - the producer snapshot records the state as of its offset.
+
+use crate::config::LogConfig;
+use crate::constants::{RECOVERY_PROGRESS_BYTES, RECOVERY_READ_BYTES};
+use crate::error::RecoveryError;
+use crate::log::{new_appender, now_ms, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, SNAPSHOT_FILE};
+use crate::producer_state::ProducerState;
+use crate::segment::{
+    parse_log_name, read_file, write_file, ScanEnd, Scanner, Segment, SegmentState, INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
+};
+use crate::segment_appender::align_down;
+use crate::segment_index::{OffsetIndex, TimeIndex};
+use crate::storage::{Storage, StorageFile};
+use std::path::Path;
+use std::rc::Rc;
+
+pub(crate) struct Recovered<S: Storage> {
+    pub segments: Vec<Rc<Segment<S>>>,
+    pub log_start_offset: i64,
+    pub next_offset: i64,
+    pub producers: ProducerState,
+}
+
+pub(crate) fn encode_checkpoint(offset: i64) -> Vec<u8> {
+    let mut b = offset.to_be_bytes().to_vec();
+    let crc = crc32c::crc32c(&b);
+    b.extend_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn decode_checkpoint(b: &[u8]) -> Option<i64> {
+    if b.len() != 12 {
+        return None;
+    }
+    let off = i64::from_be_bytes(b[..8].try_into().ok()?);
+    let crc = u32::from_be_bytes(b[8..].try_into().ok()?);
+    (crc32c::crc32c(&b[..8]) == crc).then_some(off)
+}
+
+struct Progress {
+    scanned: u64,
+    next_report: u64,
+}
+
+impl Progress {
+    fn add(&mut self, dir: &Path, bytes: u64) {
+        self.scanned += bytes;
+        if self.scanned >= self.next_report {
+            tracing::info!(dir = %dir.display(), scanned_mib = self.scanned >> 20, "recovery in progress");
+            self.next_report += RECOVERY_PROGRESS_BYTES;
+        }
+    }
+}
+
+pub(crate) async fn recover<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    cfg: &LogConfig,
+) -> Result<Recovered<S>, RecoveryError> {
+    storage
+        .create_dir_all(dir)
+        .await
+        .map_err(RecoveryError::io(dir))?;
+    let names = storage
+        .list_dir(dir)
+        .await
+        .map_err(RecoveryError::io(dir))?;
+    for n in names.iter().filter(|n| n.ends_with(".tmp")) {
+        let p = dir.join(n);
+        storage
+            .remove_file(&p)
+            .await
+            .map_err(RecoveryError::io(&p))?;
+    }
+    let mut bases: Vec<i64> = names.iter().filter_map(|n| parse_log_name(n)).collect();
+    bases.sort_unstable();
+    let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN_FILE);
+    let cp_path = dir.join(CHECKPOINT_FILE);
+    let checkpoint = read_file(storage, &cp_path)
+        .await
+        .map_err(RecoveryError::io(&cp_path))?
+        .and_then(|b| decode_checkpoint(&b));
+    let snap_path = dir.join(SNAPSHOT_FILE);
+    let snapshot = read_file(storage, &snap_path)
+        .await
+        .map_err(RecoveryError::io(&snap_path))?
+        .and_then(|b| ProducerState::decode(&b));
+    let have_snapshot = snapshot.is_some();
+    let (snapshot_offset, mut producers) = snapshot.unwrap_or((i64::MIN, ProducerState::default()));
+    // Segments from this index on are scanned in full.
+    let first_unverified = if clean {
+        bases.len()
+    } else {
+        checkpoint
+            .and_then(|cp| bases.iter().rposition(|b| *b <= cp))
+            .unwrap_or(0)
+    };
+    if !clean {
+        tracing::info!(dir = %dir.display(), segments = bases.len() - first_unverified, "no clean shutdown: scanning segments after the checkpoint");
+    }
+    let mut progress = Progress {
+        scanned: 0,
+        next_report: RECOVERY_PROGRESS_BYTES,
+    };
+    let now = now_ms();
+    let mut segments = Vec::with_capacity(bases.len());
+    for (i, &base) in bases.iter().enumerate() {
+        let last = i + 1 == bases.len();
+        let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+        let seg: Segment<S> = Segment::new(dir, base, now);
+        let file = storage
+            .open(&seg.log_path, false)
+            .await
+            .map_err(RecoveryError::io(&seg.log_path))?;
+        let file_size = file
+            .size()
+            .await
+            .map_err(RecoveryError::io(&seg.log_path))?;
+        let loaded = load_indexes(storage, &seg, file_size).await?;
+        let producers_covered = snapshot_offset >= next_base || (last && clean && have_snapshot);
+        let full = i >= first_unverified || loaded.is_none() || !producers_covered;
+        // Built apart and moved in at the end: no borrow across awaits.
+        let mut ss = Segment::<S>::new(dir, base, now).st.into_inner();
+        let (start, expected) = match (&loaded, full) {
+            (Some((index, time_index)), false) => {
+                ss.index = index.clone();
+                ss.time_index = time_index.clone();
+                if let Some((ts, rel)) = time_index.last() {
+                    ss.max_timestamp = ts;
+                    ss.offset_of_max_timestamp = base + rel as i64;
+                }
+                (
+                    index.last().map_or(0, |(_, p)| p as u64),
+                    if index.is_empty() { Some(base) } else { None },
+                )
+            }
+            _ => (0, Some(base)),
+        };
+        ss.size = start;
+        let mut sc = Scanner::new(&file, start, file_size, RECOVERY_READ_BYTES, expected);
+        let invalid = loop {
+            match sc
+                .next(true)
+                .await
+                .map_err(RecoveryError::io(&seg.log_path))?
+            {
+                Ok(Some((pos, h))) => {
+                    if h.last_offset() >= next_base {
+                        break Some((
+                            pos,
+                            format!(
+                                "batch ends at offset {} past the next segment",
+                                h.last_offset()
+                            ),
+                        ));
+                    }
+                    ss.on_batch(base, &h, pos, cfg.index_interval_bytes);
+                    if full && h.base_offset >= snapshot_offset {
+                        producers.record(&h);
+                    }
+                }
+                Ok(None) => break None,
+                Err(ScanEnd::Invalid { position, reason }) => break Some((position, reason)),
+            }
+        };
+        progress.add(dir, sc.bytes_read);
+        if let Some((position, reason)) = invalid {
+            if !last {
+                return Err(RecoveryError::Corrupt {
+                    segment: seg.log_path.clone(),
+                    position,
+                    reason,
+                });
+            }
+            tracing::warn!(segment = %seg.log_path.display(), position, dropped_bytes = file_size - position, %reason, "truncating the log's tail");
+            file.truncate(position)
+                .await
+                .map_err(RecoveryError::io(&seg.log_path))?;
+            file.fdatasync()
+                .await
+                .map_err(RecoveryError::io(&seg.log_path))?;
+            ss.size = position;
+        }
+        let rebuilt = loaded
+            .as_ref()
+            .is_none_or(|(ix, tx)| *ix != ss.index || *tx != ss.time_index);
+        if !last && rebuilt {
+            tracing::info!(segment = %seg.log_path.display(), "rewriting a missing or stale index");
+            rewrite_indexes(storage, &seg, &ss).await?;
+        }
+        ss.written = ss.size;
+        ss.allocated = ss.size.max(file_size.min(ss.size));
+        if last {
+            let tail_pos = align_down(ss.size);
+            let tail = file
+                .read_at(tail_pos, (ss.size - tail_pos) as usize)
+                .await
+                .map_err(RecoveryError::io(&seg.log_path))?
+                .to_vec();
+            if tail.len() as u64 != ss.size - tail_pos {
+                return Err(RecoveryError::Corrupt {
+                    segment: seg.log_path.clone(),
+                    position: tail_pos,
+                    reason: "short read of the last block".into(),
+                });
+            }
+            ss.appender = Some(new_appender::<S>(cfg, ss.size, tail));
+        } else {
+            ss.sealed = true;
+            ss.finalized = true;
+        }
+        ss.file = Some(Rc::new(file));
+        *seg.st.borrow_mut() = ss;
+        segments.push(Rc::new(seg));
+    }
+    let next_offset = segments.last().map_or(0, |s| s.st.borrow().next_offset);
+    producers.truncate_from(next_offset);
+    if progress.scanned >= RECOVERY_PROGRESS_BYTES {
+        tracing::info!(dir = %dir.display(), scanned_mib = progress.scanned >> 20, "recovery done");
+    }
+    if clean {
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        storage
+            .remove_file(&marker)
+            .await
+            .map_err(RecoveryError::io(&marker))?;
+        storage
+            .sync_dir(dir)
+            .await
+            .map_err(RecoveryError::io(dir))?;
+    }
+    Ok(Recovered {
+        log_start_offset: bases.first().copied().unwrap_or(0),
+        segments,
+        next_offset,
+        producers,
+    })
+}
+
+async fn load_indexes<S: Storage>(
+    storage: &S,
+    seg: &Segment<S>,
+    log_size: u64,
+) -> Result<Option<(OffsetIndex, TimeIndex)>, RecoveryError> {
+    let ip = seg.path(INDEX_SUFFIX);
+    let tp = seg.path(TIME_INDEX_SUFFIX);
+    let Some(ib) = read_file(storage, &ip)
+        .await
+        .map_err(RecoveryError::io(&ip))?
+    else {
+        return Ok(None);
+    };
+    let Some(tb) = read_file(storage, &tp)
+        .await
+        .map_err(RecoveryError::io(&tp))?
+    else {
+        return Ok(None);
+    };
+    let Some(index) = OffsetIndex::decode(&ib, log_size) else {
+        return Ok(None);
+    };
+    let Some(time_index) = TimeIndex::decode(&tb, u32::MAX) else {
+        return Ok(None);
+    };
+    Ok(Some((index, time_index)))
+}
+
+async fn rewrite_indexes<S: Storage>(
+    storage: &S,
+    seg: &Segment<S>,
+    ss: &SegmentState<S>,
+) -> Result<(), RecoveryError> {
+    let ip = seg.path(INDEX_SUFFIX);
+    let tp = seg.path(TIME_INDEX_SUFFIX);
+    write_file(storage, &ip, &ss.index.encode())
+        .await
+        .map_err(RecoveryError::io(&ip))?;
+    write_file(storage, &tp, &ss.time_index.encode())
+        .await
+        .map_err(RecoveryError::io(&tp))?;
+    Ok(())
+}

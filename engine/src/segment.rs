@@ -1,0 +1,308 @@
+//! A segment: one `.log` file of whole batches with its `.index` and
+//! `.timeindex`, named by its 20-digit base offset. Also the batch scanner
+//! used by reads and recovery, and helpers writing small files through the
+//! storage seam.
+
+use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
+use crate::segment_appender::{align_up, SegmentAppender};
+use crate::segment_index::{OffsetIndex, TimeIndex};
+use crate::storage::{IoBuf, Storage, StorageFile};
+use std::cell::RefCell;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub const LOG_SUFFIX: &str = ".log";
+pub const INDEX_SUFFIX: &str = ".index";
+pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+pub fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}{suffix}"))
+}
+
+/// Base offset of a `.log` file name, if it is one.
+pub fn parse_log_name(name: &str) -> Option<i64> {
+    let stem = name.strip_suffix(LOG_SUFFIX)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Mutable state of a segment, borrowed briefly and never across an await.
+pub(crate) struct SegmentState<S: Storage> {
+    pub file: Option<Rc<S::File>>,
+    pub reader: Option<Arc<std::fs::File>>,
+    /// Present while the segment still has bytes to write (active, or
+    /// sealed but not yet finalized).
+    pub appender: Option<SegmentAppender<S::Buf>>,
+    /// Logical bytes appended.
+    pub size: u64,
+    /// Logical bytes whose writes completed.
+    pub written: u64,
+    /// Writes completed but not yet fdatasynced.
+    pub dirty: bool,
+    pub next_offset: i64,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    pub index: OffsetIndex,
+    pub time_index: TimeIndex,
+    pub bytes_since_index: u64,
+    pub created_ms: i64,
+    /// File length after preallocation.
+    pub allocated: u64,
+    /// No more appends go here.
+    pub sealed: bool,
+    /// Sealed, written, truncated, synced, indexes on disk.
+    pub finalized: bool,
+    /// Producer snapshot as of this segment's end, written with the
+    /// checkpoint once the segment is finalized.
+    pub snapshot: Option<Vec<u8>>,
+}
+
+pub(crate) struct Segment<S: Storage> {
+    pub base_offset: i64,
+    pub log_path: PathBuf,
+    pub st: RefCell<SegmentState<S>>,
+}
+
+impl<S: Storage> Segment<S> {
+    pub fn new(dir: &Path, base_offset: i64, now_ms: i64) -> Segment<S> {
+        Segment {
+            base_offset,
+            log_path: segment_path(dir, base_offset, LOG_SUFFIX),
+            st: RefCell::new(SegmentState {
+                file: None,
+                reader: None,
+                appender: None,
+                size: 0,
+                written: 0,
+                dirty: false,
+                next_offset: base_offset,
+                max_timestamp: -1,
+                offset_of_max_timestamp: base_offset,
+                index: OffsetIndex::default(),
+                time_index: TimeIndex::default(),
+                bytes_since_index: 0,
+                created_ms: now_ms,
+                allocated: 0,
+                sealed: false,
+                finalized: false,
+                snapshot: None,
+            }),
+        }
+    }
+
+    pub fn path(&self, suffix: &str) -> PathBuf {
+        self.log_path.with_extension(suffix.trim_start_matches('.'))
+    }
+}
+
+impl<S: Storage> SegmentState<S> {
+    /// Accounts for a batch (offsets assigned) appended at `pos`; keeps the
+    /// sparse indexes the way Kafka does.
+    pub fn on_batch(
+        &mut self,
+        base_offset: i64,
+        h: &BatchHeader,
+        pos: u64,
+        index_interval_bytes: u32,
+    ) {
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.offset_of_max_timestamp = h.last_offset();
+        }
+        if self.bytes_since_index > index_interval_bytes as u64 {
+            let rel = (h.last_offset() - base_offset) as u32;
+            self.index.push(rel, pos as u32);
+            let ts_rel = (self.offset_of_max_timestamp - base_offset) as u32;
+            self.time_index.push(self.max_timestamp, ts_rel);
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += h.total_len();
+        self.next_offset = h.last_offset() + 1;
+        self.size = pos + h.total_len();
+    }
+}
+
+/// Bytes at `position` are not a valid next batch.
+#[derive(Debug)]
+pub(crate) enum ScanEnd {
+    Invalid { position: u64, reason: String },
+}
+
+/// Walks batches of a segment file forward, reading in windows.
+pub(crate) struct Scanner<'a, F: StorageFile> {
+    file: &'a F,
+    pub pos: u64,
+    limit: u64,
+    window_bytes: usize,
+    window_start: u64,
+    window: Option<F::ReadBuf>,
+    expected_offset: Option<i64>,
+    pub bytes_read: u64,
+}
+
+impl<'a, F: StorageFile> Scanner<'a, F> {
+    pub fn new(
+        file: &'a F,
+        pos: u64,
+        limit: u64,
+        window_bytes: usize,
+        expected_offset: Option<i64>,
+    ) -> Self {
+        Scanner {
+            file,
+            pos,
+            limit,
+            window_bytes,
+            window_start: 0,
+            window: None,
+            expected_offset,
+            bytes_read: 0,
+        }
+    }
+
+    async fn bytes(&mut self, pos: u64, len: usize) -> io::Result<Option<&[u8]>> {
+        let in_window = |w: &Option<F::ReadBuf>, start: u64| {
+            w.as_ref()
+                .is_some_and(|w| pos >= start && pos + len as u64 <= start + w.len() as u64)
+        };
+        if !in_window(&self.window, self.window_start) {
+            let start = pos & !(crate::constants::ALIGN - 1);
+            let want = align_up((pos - start) + len as u64).max(self.window_bytes as u64);
+            let want = want.min(align_up(self.limit.saturating_sub(start)));
+            let w = self.file.read_at(start, want as usize).await?;
+            self.bytes_read += w.len() as u64;
+            self.window_start = start;
+            self.window = Some(w);
+            if !in_window(&self.window, self.window_start) {
+                return Ok(None);
+            }
+        }
+        let w = self.window.as_ref().map(|w| &w[..]).unwrap_or(&[]);
+        let at = (pos - self.window_start) as usize;
+        Ok(Some(&w[at..at + len]))
+    }
+
+    /// The next batch: `Ok(Ok(Some((pos, header))))`, `Ok(Ok(None))` at the
+    /// limit, `Ok(Err(end))` on bytes that are not a valid next batch. With
+    /// `verify` the whole batch is read and its CRC checked.
+    pub async fn next(
+        &mut self,
+        verify: bool,
+    ) -> io::Result<Result<Option<(u64, BatchHeader)>, ScanEnd>> {
+        let pos = self.pos;
+        if pos >= self.limit {
+            return Ok(Ok(None));
+        }
+        let invalid = |reason: String| {
+            Ok(Err(ScanEnd::Invalid {
+                position: pos,
+                reason,
+            }))
+        };
+        if self.limit - pos < BATCH_HEADER_LEN as u64 {
+            return invalid(format!("{} trailing bytes", self.limit - pos));
+        }
+        let Some(hb) = self.bytes(pos, BATCH_HEADER_LEN).await? else {
+            return invalid("file shorter than expected".into());
+        };
+        let h = match BatchHeader::parse(hb) {
+            Ok(h) => h,
+            Err(e) => return invalid(e.to_string()),
+        };
+        let len = h.total_len();
+        if pos + len > self.limit {
+            return invalid(format!(
+                "batch of {len} bytes overruns the segment end {}",
+                self.limit
+            ));
+        }
+        if let Some(exp) = self.expected_offset {
+            if h.base_offset != exp {
+                return invalid(format!(
+                    "base offset {} where {exp} was expected",
+                    h.base_offset
+                ));
+            }
+        }
+        if h.last_offset_delta < 0 || h.records_count != h.last_offset_delta + 1 {
+            return invalid(format!(
+                "record count {} vs lastOffsetDelta {}",
+                h.records_count, h.last_offset_delta
+            ));
+        }
+        if verify {
+            let Some(b) = self.bytes(pos, len as usize).await? else {
+                return invalid("file shorter than expected".into());
+            };
+            if let Err(e) = h.validate(b) {
+                return invalid(e.to_string());
+            }
+        }
+        self.pos = pos + len;
+        self.expected_offset = Some(h.last_offset() + 1);
+        Ok(Ok(Some((pos, h))))
+    }
+}
+
+/// Writes `bytes` as the whole content of `path` and fdatasyncs it.
+pub(crate) async fn write_file<S: Storage>(
+    storage: &S,
+    path: &Path,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let f = storage.open(path, true).await?;
+    f.truncate(0).await?;
+    if !bytes.is_empty() {
+        let mut buf = storage.alloc_buf(align_up(bytes.len() as u64) as usize);
+        let s = buf.as_mut_slice();
+        s[..bytes.len()].copy_from_slice(bytes);
+        s[bytes.len()..].fill(0);
+        f.write_at(Rc::new(buf), 0).await?;
+        f.truncate(bytes.len() as u64).await?;
+    }
+    f.fdatasync().await
+}
+
+/// Replaces `path` atomically: temp file, fdatasync, rename, directory sync.
+pub(crate) async fn write_file_atomic<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    write_file(storage, &tmp, bytes).await?;
+    storage.rename(&tmp, path).await?;
+    storage.sync_dir(dir).await
+}
+
+/// Whole content of a small file, `None` if absent.
+pub(crate) async fn read_file<S: Storage>(storage: &S, path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let f = match storage.open(path, false).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let size = f.size().await?;
+    let b = f.read_at(0, size as usize).await?;
+    Ok(Some(b.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let p = segment_path(Path::new("/d"), 42, LOG_SUFFIX);
+        assert_eq!(p, Path::new("/d/00000000000000000042.log"));
+        assert_eq!(parse_log_name("00000000000000000042.log"), Some(42));
+        assert_eq!(parse_log_name("42.log"), None);
+        assert_eq!(parse_log_name("0000000000000000004x.log"), None);
+        assert_eq!(parse_log_name("00000000000000000042.index"), None);
+    }
+}
