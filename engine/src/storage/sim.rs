@@ -77,6 +77,8 @@ struct DiskState {
     writes_until_failure: Option<u64>,
     syncs_until_failure: Option<u64>,
     ops: u64,
+    /// Bumped by every crash: handles from before it fail like a lost device.
+    generation: u64,
 }
 
 /// The simulated device, shared by every [`SimStorage`] made from it.
@@ -90,14 +92,27 @@ impl SimDisk {
         Rc::new(SimDisk::default())
     }
 
+    /// A storage on this disk; it fails every operation after the next crash.
     pub fn storage(self: &Rc<Self>) -> SimStorage {
-        SimStorage { disk: self.clone() }
+        SimStorage {
+            disk: self.clone(),
+            generation: self.state.borrow().generation,
+        }
+    }
+
+    fn alive(&self, generation: u64) -> io::Result<()> {
+        if self.state.borrow().generation == generation {
+            Ok(())
+        } else {
+            Err(io::Error::other("device lost (simulated crash)"))
+        }
     }
 
     /// Loses everything not synced; each unsynced operation is kept, lost
     /// or torn at random.
     pub fn crash(&self, rng: &mut SimRng) {
         let mut st = self.state.borrow_mut();
+        st.generation += 1;
         st.live = st.durable.clone();
         let mut seen: Vec<*const RefCell<FileData>> = Vec::new();
         for f in st.durable.values() {
@@ -207,6 +222,7 @@ impl SimDisk {
 #[derive(Debug, Clone)]
 pub struct SimStorage {
     disk: Rc<SimDisk>,
+    generation: u64,
 }
 
 /// An aligned-length buffer for the simulated disk.
@@ -229,6 +245,7 @@ impl IoBuf for SimBuf {
 pub struct SimFile {
     data: FileRef,
     disk: Rc<SimDisk>,
+    generation: u64,
 }
 
 fn einval(what: &str) -> io::Error {
@@ -241,6 +258,7 @@ impl StorageFile for SimFile {
 
     async fn write_at(&self, buf: Rc<SimBuf>, pos: u64) -> io::Result<usize> {
         futures_lite::future::yield_now().await;
+        self.disk.alive(self.generation)?;
         let len = buf.0.len() as u64;
         if pos % ALIGN != 0 || len % ALIGN != 0 {
             return Err(einval("unaligned direct write"));
@@ -257,6 +275,7 @@ impl StorageFile for SimFile {
     }
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
         futures_lite::future::yield_now().await;
+        self.disk.alive(self.generation)?;
         let f = self.data.borrow();
         let start = (pos as usize).min(f.live.len());
         let end = (start + len).min(f.live.len());
@@ -264,6 +283,7 @@ impl StorageFile for SimFile {
     }
     async fn fdatasync(&self) -> io::Result<()> {
         futures_lite::future::yield_now().await;
+        self.disk.alive(self.generation)?;
         self.disk.count_sync()?;
         let mut f = self.data.borrow_mut();
         f.durable = f.live.clone();
@@ -272,6 +292,7 @@ impl StorageFile for SimFile {
     }
     async fn truncate(&self, len: u64) -> io::Result<()> {
         futures_lite::future::yield_now().await;
+        self.disk.alive(self.generation)?;
         self.disk.count_write()?;
         let mut f = self.data.borrow_mut();
         let op = Op::SetLen(len);
@@ -281,6 +302,7 @@ impl StorageFile for SimFile {
     }
     async fn preallocate(&self, len: u64) -> io::Result<()> {
         futures_lite::future::yield_now().await;
+        self.disk.alive(self.generation)?;
         let mut f = self.data.borrow_mut();
         if (f.live.len() as u64) < len {
             let op = Op::SetLen(len);
@@ -290,6 +312,7 @@ impl StorageFile for SimFile {
         Ok(())
     }
     async fn size(&self) -> io::Result<u64> {
+        self.disk.alive(self.generation)?;
         Ok(self.data.borrow().live.len() as u64)
     }
 }
@@ -312,6 +335,7 @@ impl Storage for SimStorage {
     }
     async fn open(&self, path: &Path, create: bool) -> io::Result<SimFile> {
         futures_lite::future::yield_now().await;
+        self.disk.alive(self.generation)?;
         let mut st = self.disk.state.borrow_mut();
         let data = match st.live.get(path) {
             Some(f) => f.clone(),
@@ -325,12 +349,14 @@ impl Storage for SimStorage {
         Ok(SimFile {
             data,
             disk: self.disk.clone(),
+            generation: self.generation,
         })
     }
     async fn create_dir_all(&self, _path: &Path) -> io::Result<()> {
         Ok(())
     }
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.disk.alive(self.generation)?;
         let mut st = self.disk.state.borrow_mut();
         st.live
             .remove(path)
@@ -338,18 +364,21 @@ impl Storage for SimStorage {
             .ok_or_else(|| not_found(path))
     }
     async fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.disk.alive(self.generation)?;
         let mut st = self.disk.state.borrow_mut();
         st.live.retain(|p, _| !p.starts_with(path));
         st.durable.retain(|p, _| !p.starts_with(path));
         Ok(())
     }
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.disk.alive(self.generation)?;
         let mut st = self.disk.state.borrow_mut();
         let f = st.live.remove(from).ok_or_else(|| not_found(from))?;
         st.live.insert(to.to_path_buf(), f);
         Ok(())
     }
     async fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.disk.alive(self.generation)?;
         let st = self.disk.state.borrow();
         Ok(st
             .live
@@ -360,6 +389,7 @@ impl Storage for SimStorage {
     }
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         futures_lite::future::yield_now().await;
+        self.disk.alive(self.generation)?;
         self.disk.count_sync()?;
         let mut st = self.disk.state.borrow_mut();
         st.durable.retain(|p, _| p.parent() != Some(dir));
