@@ -1,0 +1,34 @@
+//! DescribeCluster (key 60), v0-1: one broker, its own controller.
+
+use bytes::BytesMut;
+use spindle_codec::header::decode_body;
+use spindle_codec::kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use spindle_codec::kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse,
+};
+use spindle_codec::kafka_protocol::protocol::StrBytes;
+use spindle_codec::DecodeError;
+
+use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::metadata::CLUSTER_ID;
+
+pub const VERSIONS: Versions = Versions::new(0, 1);
+
+pub fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
+    let req: DescribeClusterRequest = decode_body(body, ctx.version)?;
+    let node = ctx.shard.config.node_id;
+    let (host, port) = &ctx.shard.advertised;
+    let resp = DescribeClusterResponse::default()
+        .with_endpoint_type(if ctx.version >= 1 {
+            req.endpoint_type
+        } else {
+            1
+        })
+        .with_cluster_id(StrBytes::from_string(CLUSTER_ID.to_string()))
+        .with_controller_id(BrokerId(node))
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(BrokerId(node))
+            .with_host(StrBytes::from_string(host.clone()))
+            .with_port(i32::from(*port))]);
+    Ok(ctx.respond(&resp))
+}

@@ -1,0 +1,157 @@
+//! From a request frame to its outcome: header decode, version check, the
+//! API module's handler. Kafka's rules for what cannot be served: an
+//! ApiVersions request of an unknown version gets a v0 answer with
+//! UNSUPPORTED_VERSION (so the client can retry with one we know); an
+//! unknown API key, an API we do not serve, a version outside the served
+//! range or a body that does not decode closes the connection.
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use spindle_codec::fetch::{Piece, RecordChunk};
+use spindle_codec::header::{decode_request_header, encode_response, peek_header_prefix};
+use spindle_codec::kafka_protocol::messages::ApiKey;
+use spindle_codec::kafka_protocol::protocol::Encodable;
+use spindle_codec::DecodeError;
+use spindle_engine::ReadChunk;
+use tracing::debug;
+
+use crate::shard::Shard;
+use crate::{
+    api_versions, create_partitions, create_topics, delete_topics, describe_cluster,
+    describe_configs, fetch, init_producer_id, list_offsets, metadata, produce,
+};
+
+/// Record data of a Fetch response: cached bytes or a file range.
+pub struct Chunk(pub ReadChunk);
+
+impl RecordChunk for Chunk {
+    fn len_bytes(&self) -> u32 {
+        match &self.0 {
+            ReadChunk::Memory(b) => b.len() as u32,
+            ReadChunk::File(r) => r.len,
+        }
+    }
+}
+
+pub enum Response {
+    /// A whole encoded frame.
+    Frame(Bytes),
+    /// A Fetch response: header bytes and record chunks in wire order.
+    Fetch(Vec<Piece<Chunk>>),
+}
+
+pub enum Outcome {
+    Respond(Response),
+    /// No response (Produce with acks=0).
+    Silent,
+    /// Close the connection (after the responses before this one).
+    Close(String),
+}
+
+/// The versions of an API this broker serves, and the lowest it
+/// advertises (Produce advertises from 0: librdkafka turns compression off
+/// when the minimum is higher).
+#[derive(Debug, Clone, Copy)]
+pub struct Versions {
+    pub advertised_min: i16,
+    pub min: i16,
+    pub max: i16,
+}
+
+impl Versions {
+    pub const fn new(min: i16, max: i16) -> Versions {
+        Versions {
+            advertised_min: min,
+            min,
+            max,
+        }
+    }
+    pub fn serves(&self, v: i16) -> bool {
+        (self.min..=self.max).contains(&v)
+    }
+}
+
+/// What a handler needs to know about its request.
+pub struct Ctx {
+    pub shard: Rc<Shard>,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+}
+
+impl Ctx {
+    pub fn respond<R: Encodable>(&self, body: &R) -> Outcome {
+        match encode_response(self.api_key, self.version, self.correlation_id, body) {
+            Ok(b) => Outcome::Respond(Response::Frame(b)),
+            Err(e) => Outcome::Close(format!("{:?} v{}: {e}", self.api_key, self.version)),
+        }
+    }
+}
+
+/// The API modules and their versions.
+pub fn served(key: ApiKey) -> Option<Versions> {
+    Some(match key {
+        ApiKey::ApiVersions => api_versions::VERSIONS,
+        ApiKey::Metadata => metadata::VERSIONS,
+        ApiKey::Produce => produce::VERSIONS,
+        ApiKey::Fetch => fetch::VERSIONS,
+        ApiKey::ListOffsets => list_offsets::VERSIONS,
+        ApiKey::CreateTopics => create_topics::VERSIONS,
+        ApiKey::DeleteTopics => delete_topics::VERSIONS,
+        ApiKey::CreatePartitions => create_partitions::VERSIONS,
+        ApiKey::DescribeConfigs => describe_configs::VERSIONS,
+        ApiKey::DescribeCluster => describe_cluster::VERSIONS,
+        ApiKey::InitProducerId => init_producer_id::VERSIONS,
+        _ => return None,
+    })
+}
+
+pub async fn dispatch(shard: Rc<Shard>, mut frame: BytesMut) -> Outcome {
+    let prefix = match peek_header_prefix(&frame) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Close(format!("request header: {e}")),
+    };
+    if prefix.api_key == ApiKey::ApiVersions as i16
+        && !api_versions::VERSIONS.serves(prefix.api_version)
+    {
+        return api_versions::unsupported(prefix.correlation_id);
+    }
+    let (api_key, header) = match decode_request_header(&mut frame) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(format!("request header: {e}")),
+    };
+    let version = header.request_api_version;
+    match served(api_key) {
+        Some(v) if v.serves(version) => {}
+        Some(_) => return Outcome::Close(format!("{api_key:?} v{version} is not served")),
+        None => return Outcome::Close(format!("{api_key:?} is not served")),
+    }
+    let ctx = Ctx {
+        shard,
+        api_key,
+        version,
+        correlation_id: header.correlation_id,
+    };
+    let result: Result<Outcome, DecodeError> = match api_key {
+        ApiKey::ApiVersions => api_versions::handle(&ctx, frame),
+        ApiKey::Metadata => metadata::handle(&ctx, frame).await,
+        ApiKey::Produce => produce::handle(&ctx, frame).await,
+        ApiKey::Fetch => fetch::handle(&ctx, frame).await,
+        ApiKey::ListOffsets => list_offsets::handle(&ctx, frame).await,
+        ApiKey::CreateTopics => create_topics::handle(&ctx, frame).await,
+        ApiKey::DeleteTopics => delete_topics::handle(&ctx, frame).await,
+        ApiKey::CreatePartitions => create_partitions::handle(&ctx, frame).await,
+        ApiKey::DescribeConfigs => describe_configs::handle(&ctx, frame),
+        ApiKey::DescribeCluster => describe_cluster::handle(&ctx, frame),
+        ApiKey::InitProducerId => init_producer_id::handle(&ctx, frame).await,
+        _ => return Outcome::Close(format!("{api_key:?} is not served")),
+    };
+    match result {
+        Ok(o) => o,
+        Err(e) => {
+            debug!(api = ?api_key, version, error = %e, "undecodable request");
+            Outcome::Close(format!("{api_key:?} v{version}: {e}"))
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! InitProducerId (key 22), v0-5, for idempotent producers: every call
+//! gets a producer id never handed out before (allocated durably by the
+//! catalog), epoch 0. A client re-initialising after a sequence error
+//! (KIP-360, producer id and epoch given) also gets a fresh id, which is
+//! always valid. Transactional ids are refused: no transactions here.
+
+use bytes::BytesMut;
+use spindle_codec::header::decode_body;
+use spindle_codec::kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+};
+use spindle_codec::DecodeError;
+
+use crate::create_topics::catalog_error_code;
+use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::errors;
+
+pub const VERSIONS: Versions = Versions::new(0, 5);
+
+pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
+    let req: InitProducerIdRequest = decode_body(body, ctx.version)?;
+    let resp = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if req.transactional_id.is_some() {
+        return Ok(
+            ctx.respond(&resp.with_error_code(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
+        );
+    }
+    let resp = match ctx.shard.catalog.allocate_producer_id().await {
+        Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Err(e) => resp.with_error_code(catalog_error_code(&e)),
+    };
+    Ok(ctx.respond(&resp))
+}

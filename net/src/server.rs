@@ -1,0 +1,188 @@
+//! Startup and shutdown: the catalog, the listening socket, one pinned
+//! glommio executor per shard joined by a channel mesh, signal handling.
+
+use std::os::fd::IntoRawFd;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+use tracing::{info, warn};
+
+use crate::catalog::Catalog;
+use crate::config::{split_host_port, Config};
+use crate::constants::{
+    IO_MEMORY_BYTES_PER_SHARD_MAX, IO_MEMORY_BYTES_PER_SHARD_MIN, IO_MEMORY_BYTES_TOTAL,
+    RING_DEPTH, SHARD_CHANNEL_CAPACITY,
+};
+use crate::listener::{accept_loop, Listener};
+use crate::sendfile::SendfilePool;
+use crate::shard::{ConnCounts, Shard, ShardMsg};
+
+/// CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills the zeroed cpu_set_t we own.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let ok =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }
+            == 0;
+    let cpus: Vec<usize> = if ok {
+        // SAFETY: CPU_ISSET reads the set filled above.
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if cpus.is_empty() {
+        vec![0]
+    } else {
+        cpus
+    }
+}
+
+/// Runs the broker until SIGTERM or SIGINT; returns once every log is
+/// closed.
+pub fn run(config: Config) -> Result<()> {
+    let config = Arc::new(config);
+    let n = config.shards;
+    let catalog = Catalog::open(&config.data_dir, n as u32)
+        .with_context(|| format!("open topic metadata in {}", config.data_dir.display()))?;
+    let snap = catalog.snapshot();
+    if let Some(t) = snap
+        .topics
+        .values()
+        .find(|t| t.owners.iter().any(|&o| o as usize >= n))
+    {
+        bail!(
+            "topic {} has partitions on shard {} but only {n} shards were asked for; start with --shards {} or more",
+            t.name,
+            t.owners.iter().max().copied().unwrap_or(0),
+            t.owners.iter().max().copied().unwrap_or(0) + 1
+        );
+    }
+    drop(snap);
+
+    // Bound here, before the shards start, so the port is known and
+    // clients connecting early wait in the backlog.
+    let std_listener = std::net::TcpListener::bind(&config.listen)
+        .with_context(|| format!("listen on {}", config.listen))?;
+    std_listener.set_nonblocking(true)?;
+    let local = std_listener.local_addr()?;
+    let advertised = match &config.advertise {
+        Some(a) => split_host_port(a)?,
+        None if local.ip().is_unspecified() => ("127.0.0.1".to_string(), local.port()),
+        None => (local.ip().to_string(), local.port()),
+    };
+    let listener_fd = std_listener.into_raw_fd();
+
+    let sendfile = SendfilePool::start()?;
+    let conns = Arc::new(ConnCounts((0..n).map(|_| AtomicUsize::new(0)).collect()));
+    let mesh = MeshBuilder::<ShardMsg, _>::full(n, SHARD_CHANNEL_CAPACITY);
+    let io_memory = (IO_MEMORY_BYTES_TOTAL / n)
+        .clamp(IO_MEMORY_BYTES_PER_SHARD_MIN, IO_MEMORY_BYTES_PER_SHARD_MAX);
+    let cpus = allowed_cpus();
+    let (ready_tx, ready_rx) = flume::bounded::<Result<(), String>>(n);
+    let mut stops = Vec::with_capacity(n);
+    let mut handles = Vec::with_capacity(n);
+    // Executors are created in shard order, so glommio's executor ids (which
+    // order the mesh's peers) follow shard ids; checked after the join.
+    for id in 0..n {
+        let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+        stops.push(stop_tx);
+        let cpu = cpus[id % cpus.len()];
+        let (config, catalog, advertised, sendfile, conns, mesh, ready) = (
+            config.clone(),
+            catalog.clone(),
+            advertised.clone(),
+            sendfile.clone(),
+            conns.clone(),
+            mesh.clone(),
+            ready_tx.clone(),
+        );
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("shard-{id}"))
+            .io_memory(io_memory)
+            .ring_depth(RING_DEPTH)
+            .spawn(move || async move {
+                let (senders, receivers) = match mesh.join().await {
+                    Ok(sr) => sr,
+                    Err(_) => {
+                        let _ = ready.send(Err("joining the shard mesh failed".into()));
+                        return;
+                    }
+                };
+                if senders.peer_id() != id {
+                    let _ =
+                        ready.send(Err(format!("shard {id} got mesh id {}", senders.peer_id())));
+                    return;
+                }
+                let shard = Shard::new(
+                    id as u32,
+                    config.clone(),
+                    catalog,
+                    advertised,
+                    sendfile,
+                    conns,
+                    senders,
+                );
+                shard.serve_peers(receivers);
+                shard.open_all().await;
+                if id == 0 {
+                    // SAFETY: the descriptor came from a listening std
+                    // TcpListener whose ownership was released above.
+                    let listener = Listener::from_raw_fd(listener_fd);
+                    glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
+                }
+                let retention = {
+                    let shard = shard.clone();
+                    let every = Duration::from_millis(config.retention_check_interval_ms);
+                    glommio::spawn_local(async move {
+                        loop {
+                            glommio::timer::sleep(every).await;
+                            shard.enforce_retention().await;
+                        }
+                    })
+                };
+                let _ = ready.send(Ok(()));
+                let _ = stop_rx.recv_async().await;
+                drop(retention);
+                shard.close_all().await;
+                info!(shard = id, "shard stopped");
+            })
+            .map_err(|e| anyhow::anyhow!("start shard {id} on cpu {cpu}: {e}"))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..n {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => bail!("shard failed to start: {e}"),
+            Err(_) => bail!("a shard died while starting"),
+        }
+    }
+    info!(
+        shards = n,
+        flush = %config.log.flush,
+        data_dir = %config.data_dir.display(),
+        advertised = %format!("{}:{}", advertised.0, advertised.1),
+        "listening on {local}"
+    );
+
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT])?;
+    if let Some(sig) = signals.forever().next() {
+        info!(signal = sig, "shutting down");
+    }
+    for s in &stops {
+        let _ = s.send(());
+    }
+    for h in handles {
+        if h.join().is_err() {
+            warn!("a shard ended abnormally");
+        }
+    }
+    info!("stopped cleanly");
+    Ok(())
+}

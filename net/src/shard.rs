@@ -1,0 +1,413 @@
+//! A shard: one pinned executor, the partition logs it owns, and the
+//! cross-shard plumbing. Work on a partition always runs on its owner;
+//! requests parsed elsewhere reach it over glommio's channel mesh as a
+//! [`ShardMsg`] that moves the request's buffers (never copies them) and
+//! carries a reply channel.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::sync::Semaphore;
+use spindle_engine::{AppendInfo, BatchCache, PartitionLog, ReadResult};
+use tracing::{debug, warn};
+
+use crate::catalog::{Catalog, Snapshot};
+use crate::config::Config;
+use crate::errors;
+use crate::listener::HandOff;
+use crate::sendfile::SendfilePool;
+use crate::topic_config;
+
+/// Work for one partition, run on its owner shard.
+pub enum PartitionOp {
+    Append(BytesMut),
+    Read {
+        offset: i64,
+        max_bytes: u32,
+    },
+    /// Resolve when the high watermark is past `seen_hw` (at once if it
+    /// already is) or after `timeout`.
+    Wait {
+        timeout: Duration,
+        seen_hw: i64,
+    },
+    /// Log start and high watermark, and the first offset at or after
+    /// `timestamp` when one is given.
+    Offsets {
+        timestamp: Option<i64>,
+    },
+    /// Open the log (creating its directory) if it is not open.
+    Open,
+}
+
+pub struct Offsets {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub for_timestamp: Option<(i64, i64)>,
+}
+
+pub enum OpReply {
+    Appended(Result<AppendInfo, (i16, String)>),
+    Read(Result<ReadResult, (i16, i64, i64)>),
+    Waited,
+    Offsets(Result<Offsets, i16>),
+    Opened(Result<(), i16>),
+    /// The partition is not (or no longer) there, or the owner is gone.
+    Error(i16),
+}
+
+/// What shards send each other.
+pub enum ShardMsg {
+    /// A connection accepted elsewhere, to be served here.
+    Conn(HandOff),
+    Op {
+        topic: String,
+        partition: i32,
+        op: PartitionOp,
+        reply: flume::Sender<OpReply>,
+    },
+    /// Delete these partitions' logs (the topic is already gone from the
+    /// catalog).
+    DropPartitions {
+        topic: String,
+        partitions: Vec<i32>,
+        reply: flume::Sender<()>,
+    },
+}
+
+/// Live connections per shard, for balancing.
+pub struct ConnCounts(pub Vec<AtomicUsize>);
+
+impl ConnCounts {
+    pub fn total(&self) -> usize {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+}
+
+pub struct Shard {
+    pub id: u32,
+    pub config: Arc<Config>,
+    pub catalog: Arc<Catalog>,
+    /// (host, port) given to clients.
+    pub advertised: (String, u16),
+    pub sendfile: SendfilePool,
+    pub conns: Arc<ConnCounts>,
+    logs: RefCell<HashMap<(String, i32), Rc<PartitionLog>>>,
+    /// Serialises opening logs so one partition is never opened twice.
+    open_lock: Semaphore,
+    cache: Rc<BatchCache>,
+    peers: Senders<ShardMsg>,
+}
+
+impl Shard {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: u32,
+        config: Arc<Config>,
+        catalog: Arc<Catalog>,
+        advertised: (String, u16),
+        sendfile: SendfilePool,
+        conns: Arc<ConnCounts>,
+        peers: Senders<ShardMsg>,
+    ) -> Rc<Shard> {
+        let cache = BatchCache::new(config.cache_bytes_per_shard);
+        Rc::new(Shard {
+            id,
+            config,
+            catalog,
+            advertised,
+            sendfile,
+            conns,
+            logs: RefCell::new(HashMap::new()),
+            open_lock: Semaphore::new(1),
+            cache,
+            peers,
+        })
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.catalog.snapshot()
+    }
+
+    pub fn nr_shards(&self) -> usize {
+        self.config.shards
+    }
+
+    /// The shard owning `topic`/`partition`, if both exist.
+    pub fn owner(&self, topic: &str, partition: i32) -> Option<u32> {
+        let snap = self.snapshot();
+        let t = snap.topic(topic)?;
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| t.owners.get(p).copied())
+    }
+
+    /// Runs `op` on the partition's owner shard (here or over the mesh).
+    pub async fn run_op(self: &Rc<Self>, topic: &str, partition: i32, op: PartitionOp) -> OpReply {
+        let Some(owner) = self.owner(topic, partition) else {
+            return OpReply::Error(errors::UNKNOWN_TOPIC_OR_PARTITION);
+        };
+        if owner == self.id {
+            return self.exec(topic, partition, op).await;
+        }
+        let (reply, rx) = flume::bounded(1);
+        let msg = ShardMsg::Op {
+            topic: topic.to_string(),
+            partition,
+            op,
+            reply,
+        };
+        if self.peers.send_to(owner as usize, msg).await.is_err() {
+            return OpReply::Error(errors::NOT_LEADER_OR_FOLLOWER);
+        }
+        rx.recv_async()
+            .await
+            .unwrap_or(OpReply::Error(errors::NOT_LEADER_OR_FOLLOWER))
+    }
+
+    /// Sends a message to another shard.
+    /// On failure (the peer is shutting down) the message comes back when
+    /// glommio returns it.
+    pub async fn send_to(&self, shard: u32, msg: ShardMsg) -> Result<(), Option<ShardMsg>> {
+        use glommio::{GlommioError, ResourceType};
+        match self.peers.send_to(shard as usize, msg).await {
+            Ok(()) => Ok(()),
+            Err(GlommioError::Closed(ResourceType::Channel(m)))
+            | Err(GlommioError::WouldBlock(ResourceType::Channel(m))) => Err(Some(m)),
+            Err(_) => Err(None),
+        }
+    }
+
+    /// The log of a partition this shard owns, opened on first use.
+    pub async fn log(&self, topic: &str, partition: i32) -> Result<Rc<PartitionLog>, i16> {
+        let key = (topic.to_string(), partition);
+        if let Some(l) = self.logs.borrow().get(&key) {
+            return Ok(l.clone());
+        }
+        let _permit = self
+            .open_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| errors::NOT_LEADER_OR_FOLLOWER)?;
+        if let Some(l) = self.logs.borrow().get(&key) {
+            return Ok(l.clone());
+        }
+        let snap = self.snapshot();
+        let meta = snap
+            .topic(topic)
+            .filter(|t| {
+                usize::try_from(partition)
+                    .ok()
+                    .and_then(|p| t.owners.get(p))
+                    == Some(&self.id)
+            })
+            .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+        let dir = self.config.data_dir.join(format!("{topic}-{partition}"));
+        let cfg = topic_config::log_config(&self.config, &meta.configs);
+        match PartitionLog::open(dir.clone(), cfg, self.cache.clone()).await {
+            Ok(log) => {
+                debug!(shard = self.id, topic, partition, "opened partition log");
+                self.logs.borrow_mut().insert(key, log.clone());
+                Ok(log)
+            }
+            Err(e) => {
+                warn!(shard = self.id, dir = %dir.display(), error = %e, "cannot open partition log");
+                Err(errors::KAFKA_STORAGE_ERROR)
+            }
+        }
+    }
+
+    /// Runs `op` on a partition owned here.
+    pub async fn exec(&self, topic: &str, partition: i32, op: PartitionOp) -> OpReply {
+        let log = match self.log(topic, partition).await {
+            Ok(l) => l,
+            Err(code) => {
+                return match op {
+                    PartitionOp::Open => OpReply::Opened(Err(code)),
+                    _ => OpReply::Error(code),
+                }
+            }
+        };
+        match op {
+            PartitionOp::Append(batches) => OpReply::Appended(
+                log.append(batches)
+                    .await
+                    .map_err(|e| (errors::append_error_code(&e), e.to_string())),
+            ),
+            PartitionOp::Read { offset, max_bytes } => {
+                OpReply::Read(log.read(offset, max_bytes).await.map_err(|e| {
+                    let code = errors::read_error_code(&e);
+                    if code != errors::OFFSET_OUT_OF_RANGE {
+                        warn!(shard = self.id, topic, partition, error = %e, "read failed");
+                    }
+                    (code, log.log_start_offset(), log.high_watermark())
+                }))
+            }
+            PartitionOp::Wait { timeout, seen_hw } => {
+                if log.high_watermark() <= seen_hw {
+                    futures_lite::future::or(log.wait_for_data(), async {
+                        glommio::timer::sleep(timeout).await;
+                    })
+                    .await;
+                }
+                OpReply::Waited
+            }
+            PartitionOp::Offsets { timestamp } => {
+                let for_timestamp = match timestamp {
+                    None => None,
+                    Some(ts) => match log.offset_for_timestamp(ts).await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            warn!(shard = self.id, topic, partition, error = %e, "offset for timestamp failed");
+                            return OpReply::Offsets(Err(errors::read_error_code(&e)));
+                        }
+                    },
+                };
+                OpReply::Offsets(Ok(Offsets {
+                    log_start_offset: log.log_start_offset(),
+                    high_watermark: log.high_watermark(),
+                    for_timestamp,
+                }))
+            }
+            PartitionOp::Open => OpReply::Opened(Ok(())),
+        }
+    }
+
+    /// Deletes the logs of partitions owned here (after the topic left
+    /// the catalog).
+    pub async fn drop_partitions(&self, topic: &str, partitions: &[i32]) {
+        for &p in partitions {
+            let log = self.logs.borrow_mut().remove(&(topic.to_string(), p));
+            let dir = self.config.data_dir.join(format!("{topic}-{p}"));
+            match log {
+                Some(log) => {
+                    if let Err(e) = log.delete().await {
+                        warn!(shard = self.id, topic, partition = p, error = %e, "delete failed");
+                    }
+                }
+                None => {
+                    // Never opened since start: remove the directory off the
+                    // reactor.
+                    let _ = blocking_remove_dir(dir).await;
+                }
+            }
+        }
+    }
+
+    /// Opens every partition this shard owns (recovery runs here).
+    pub async fn open_all(&self) {
+        let snap = self.snapshot();
+        for t in snap.topics.values() {
+            for (p, &owner) in t.owners.iter().enumerate() {
+                if owner == self.id {
+                    let _ = self.log(&t.name, p as i32).await;
+                }
+            }
+        }
+    }
+
+    /// Enforces retention on every open log.
+    pub async fn enforce_retention(&self) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let logs: Vec<_> = self
+            .logs
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for ((topic, p), log) in logs {
+            match log.enforce_retention(now_ms).await {
+                Ok(0) => {}
+                Ok(n) => debug!(
+                    shard = self.id,
+                    topic,
+                    partition = p,
+                    segments = n,
+                    "retention deleted segments"
+                ),
+                Err(e) => {
+                    warn!(shard = self.id, topic, partition = p, error = %e, "retention failed")
+                }
+            }
+        }
+    }
+
+    /// Closes every log (flush and clean-shutdown marker).
+    pub async fn close_all(&self) {
+        let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
+        for ((topic, p), log) in logs {
+            if let Err(e) = log.close().await {
+                warn!(shard = self.id, topic, partition = p, error = %e, "close failed");
+            }
+        }
+    }
+
+    /// Serves messages from the other shards.
+    pub fn serve_peers(self: &Rc<Self>, mut receivers: Receivers<ShardMsg>) {
+        for (_, rx) in receivers.streams() {
+            let shard = self.clone();
+            glommio::spawn_local(async move {
+                while let Some(msg) = rx.recv().await {
+                    shard.clone().handle_msg(msg);
+                }
+            })
+            .detach();
+        }
+    }
+
+    fn handle_msg(self: Rc<Self>, msg: ShardMsg) {
+        match msg {
+            ShardMsg::Conn(conn) => crate::connection::spawn(self, conn.bind()),
+            ShardMsg::Op {
+                topic,
+                partition,
+                op,
+                reply,
+            } => {
+                // Spawned in arrival order: glommio runs new tasks FIFO, so
+                // appends reach the log in the order they were sent.
+                glommio::spawn_local(async move {
+                    let r = self.exec(&topic, partition, op).await;
+                    let _ = reply.send(r);
+                })
+                .detach();
+            }
+            ShardMsg::DropPartitions {
+                topic,
+                partitions,
+                reply,
+            } => {
+                glommio::spawn_local(async move {
+                    self.drop_partitions(&topic, &partitions).await;
+                    let _ = reply.send(());
+                })
+                .detach();
+            }
+        }
+    }
+}
+
+/// Removes a directory on a helper thread, never on the reactor.
+async fn blocking_remove_dir(dir: std::path::PathBuf) -> std::io::Result<()> {
+    let (tx, rx) = flume::bounded(1);
+    std::thread::Builder::new()
+        .name("spindle-rmdir".into())
+        .spawn(move || {
+            let r = match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            };
+            let _ = tx.send(r);
+        })?;
+    rx.recv_async()
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("rmdir thread died")))
+}
