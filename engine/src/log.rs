@@ -255,6 +255,9 @@ impl<S: Storage> PartitionLog<S> {
         if batch_mode {
             self.sync_to(target).await?;
         } else {
+            // Write behind: start writing full buffers at once so the device
+            // stays busy; wait only past the bound.
+            self.write_behind();
             self.wait_round(false, false, |st| {
                 unwritten_bytes(st) <= WRITE_BEHIND_BYTES_MAX
             })
@@ -399,6 +402,21 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
+    /// Starts a round writing full buffers if the writer is idle and there
+    /// are any (non-batch modes).
+    fn write_behind(&self) {
+        let start = {
+            let st = self.st.borrow();
+            !st.writer_busy
+                && !st.poisoned
+                && st.cfg.flush != FlushMode::Batch
+                && unwritten_bytes(&st) >= write_buf_bytes(&st.cfg) as u64
+        };
+        if start {
+            self.start_round(false, false);
+        }
+    }
+
     /// Starts a write round as a detached task; no borrow may be held (the
     /// executor may run the task at once).
     fn start_round(&self, sync: bool, partial: bool) {
@@ -419,6 +437,8 @@ impl<S: Storage> PartitionLog<S> {
                 drop(st);
             }
             me.writer_signal.notify();
+            // Keep the device busy while appenders fill buffers.
+            me.write_behind();
         })
         .detach();
     }
