@@ -9,10 +9,10 @@ pub const WRITE_BUF_BYTES: usize = 1 << 20;
 
 /// Bytes a log may hold in write-behind buffers before an append waits for
 /// the disk (the bound is soft by at most one append call).
-pub const WRITE_BEHIND_BYTES_MAX: u64 = 8 << 20;
+pub const WRITE_BEHIND_BYTES_MAX: u64 = 16 << 20;
 
-/// Full write buffers kept for reuse per log.
-pub const WRITE_BUF_POOL_MAX: usize = 2;
+/// Full write buffers kept for reuse per shard (by `DmaStorage`).
+pub const WRITE_BUF_POOL_PER_SHARD: usize = 24;
 
 /// Segments grow their preallocation in steps of this size.
 pub const PREALLOC_STEP_BYTES: u64 = 32 << 20;
@@ -21,7 +21,7 @@ pub const PREALLOC_STEP_BYTES: u64 = 32 << 20;
 pub const READ_SCAN_WINDOW_BYTES: usize = 64 << 10;
 
 /// Bytes read at once by the recovery scan.
-pub const RECOVERY_READ_BYTES: usize = 8 << 20;
+pub const RECOVERY_READ_BYTES: usize = 16 << 20;
 
 /// Recovery logs its progress every this many bytes scanned.
 pub const RECOVERY_PROGRESS_BYTES: u64 = 256 << 20;

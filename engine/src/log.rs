@@ -10,7 +10,7 @@ use crate::batch_cache::BatchCache;
 use crate::config::{FlushMode, LogConfig};
 use crate::constants::{
     ALIGN, BATCH_BYTES_MAX, PREALLOC_STEP_BYTES, READ_SCAN_WINDOW_BYTES, WRITE_BEHIND_BYTES_MAX,
-    WRITE_BUF_BYTES, WRITE_BUF_POOL_MAX,
+    WRITE_BUF_BYTES,
 };
 use crate::error::{AppendError, ReadError, RecoveryError};
 use crate::join::join_all;
@@ -147,7 +147,7 @@ pub(crate) fn new_appender<S: Storage>(
     size: u64,
     tail: Vec<u8>,
 ) -> SegmentAppender<S::Buf> {
-    SegmentAppender::new(size, tail, write_buf_bytes(cfg), WRITE_BUF_POOL_MAX)
+    SegmentAppender::new(size, tail, write_buf_bytes(cfg))
 }
 
 impl<S: Storage> PartitionLog<S> {
@@ -423,6 +423,10 @@ impl<S: Storage> PartitionLog<S> {
         let Some(me) = self.me.upgrade() else { return };
         self.st.borrow_mut().writer_busy = true;
         glommio::spawn_local(async move {
+            // The executor may run this task at once: let tasks woken with
+            // it (appenders of the last round) add their batches first, so
+            // that one fdatasync covers them all.
+            futures_lite::future::yield_now().await;
             let r = me.write_round(sync, partial).await;
             let mut st = me.st.borrow_mut();
             st.writer_busy = false;
@@ -512,10 +516,10 @@ impl<S: Storage> PartitionLog<S> {
                     ss.written = ss.written.max(last.logical_end);
                     ss.dirty = true;
                 }
-                if let Some(app) = ss.appender.as_mut() {
-                    for op in job.ops {
-                        app.recycle(op.buf);
-                    }
+            }
+            for op in job.ops {
+                if let Ok(buf) = Rc::try_unwrap(op.buf) {
+                    self.storage.release_buf(buf);
                 }
             }
             if job.finalize {
@@ -714,7 +718,22 @@ impl<S: Storage> PartitionLog<S> {
             }
             let end = pos + h.total_len();
             match range {
-                None => range = Some((pos, end)),
+                None => {
+                    range = Some((pos, end));
+                    // Skip ahead with the index: batches before an indexed
+                    // position are whole, so only the last stretch is scanned.
+                    let jump = seg
+                        .st
+                        .borrow()
+                        .index
+                        .last_at_or_before_position(pos + max_bytes as u64);
+                    if let Some((rel, p)) = jump {
+                        if p as u64 > end && seg.base_offset + (rel as i64) < hw {
+                            range = Some((pos, p as u64));
+                            sc.jump(p as u64);
+                        }
+                    }
+                }
                 Some((s, _)) if end - s > max_bytes as u64 => break,
                 Some((s, _)) => range = Some((s, end)),
             }
@@ -946,6 +965,12 @@ impl<S: Storage> PartitionLog<S> {
         }
         self.storage.remove_dir_all(&self.dir).await?;
         Ok(())
+    }
+}
+
+impl<S: Storage> Drop for PartitionLog<S> {
+    fn drop(&mut self) {
+        self.cache.remove_log(self.id);
     }
 }
 

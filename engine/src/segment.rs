@@ -164,6 +164,12 @@ impl<'a, F: StorageFile> Scanner<'a, F> {
         }
     }
 
+    /// Continues at `pos`, a batch boundary known from the index.
+    pub fn jump(&mut self, pos: u64) {
+        self.pos = pos;
+        self.expected_offset = None;
+    }
+
     async fn bytes(&mut self, pos: u64, len: usize) -> io::Result<Option<&[u8]>> {
         let in_window = |w: &Option<F::ReadBuf>, start: u64| {
             w.as_ref()

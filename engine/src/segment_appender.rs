@@ -52,14 +52,12 @@ pub(crate) struct SegmentAppender<B: IoBuf> {
     carry: Vec<u8>,
     ready: VecDeque<WriteOp<B>>,
     logical_end: u64,
-    pool: Vec<B>,
-    pool_max: usize,
 }
 
 impl<B: IoBuf> SegmentAppender<B> {
     /// An appender continuing a segment of `logical_end` bytes whose partial
     /// last block holds `tail` (bytes from `align_down(logical_end)`).
-    pub fn new(logical_end: u64, tail: Vec<u8>, buf_bytes: usize, pool_max: usize) -> Self {
+    pub fn new(logical_end: u64, tail: Vec<u8>, buf_bytes: usize) -> Self {
         assert_eq!(align_down(logical_end) + tail.len() as u64, logical_end);
         assert!(buf_bytes as u64 % ALIGN == 0 && buf_bytes as u64 >= ALIGN);
         SegmentAppender {
@@ -70,8 +68,6 @@ impl<B: IoBuf> SegmentAppender<B> {
             carry: tail,
             ready: VecDeque::new(),
             logical_end,
-            pool: Vec::new(),
-            pool_max,
         }
     }
 
@@ -90,7 +86,7 @@ impl<B: IoBuf> SegmentAppender<B> {
             let mut buf = match self.cur.take() {
                 Some(b) => b,
                 None => {
-                    let mut b = self.pool.pop().unwrap_or_else(|| alloc(self.buf_bytes));
+                    let mut b = alloc(self.buf_bytes);
                     let carry = std::mem::take(&mut self.carry);
                     b.as_mut_slice()[..carry.len()].copy_from_slice(&carry);
                     self.cur_len = carry.len();
@@ -145,15 +141,6 @@ impl<B: IoBuf> SegmentAppender<B> {
             .all(|op| op.logical_end <= self.logical_end));
         self.ready.drain(..).collect()
     }
-
-    /// Returns a written buffer for reuse.
-    pub fn recycle(&mut self, buf: Rc<B>) {
-        if let Ok(b) = Rc::try_unwrap(buf) {
-            if b.as_slice().len() == self.buf_bytes && self.pool.len() < self.pool_max {
-                self.pool.push(b);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -185,7 +172,7 @@ mod tests {
         fn file_image_matches_appended_bytes(chunks in proptest::collection::vec((1usize..20_000, any::<bool>()), 1..40)) {
             let s = SimDisk::new().storage();
             let mut alloc = |n| s.alloc_buf(n);
-            let mut a = SegmentAppender::new(0, Vec::new(), 16384, 2);
+            let mut a = SegmentAppender::new(0, Vec::new(), 16384);
             let mut img = Vec::new();
             let mut expect = Vec::new();
             let mut written = 0;
@@ -213,7 +200,7 @@ mod tests {
     fn continues_a_partial_block() {
         let s = SimDisk::new().storage();
         let mut alloc = |n| s.alloc_buf(n);
-        let mut a = SegmentAppender::new(5000, vec![9u8; 5000 - 4096], 8192, 2);
+        let mut a = SegmentAppender::new(5000, vec![9u8; 5000 - 4096], 8192);
         a.append(&[1u8; 10], &mut alloc);
         let ops = a.take(true);
         assert_eq!(ops.len(), 1);

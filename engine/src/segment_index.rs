@@ -35,6 +35,12 @@ impl OffsetIndex {
         self.entries.last().copied()
     }
 
+    /// The last entry whose batch starts at or before `pos`.
+    pub fn last_at_or_before_position(&self, pos: u64) -> Option<(u32, u32)> {
+        let i = self.entries.partition_point(|&(_, p)| p as u64 <= pos);
+        i.checked_sub(1).map(|i| self.entries[i])
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

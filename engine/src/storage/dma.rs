@@ -1,7 +1,9 @@
 //! glommio DMA files: O_DIRECT reads and writes through io_uring.
 
 use super::{IoBuf, Storage, StorageFile};
+use crate::constants::{WRITE_BUF_BYTES, WRITE_BUF_POOL_PER_SHARD};
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
+use std::cell::RefCell;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -61,6 +63,12 @@ impl StorageFile for DmaStorageFile {
     }
 }
 
+thread_local! {
+    /// Full write buffers for reuse on this shard: fresh 1 MiB allocations
+    /// are mmapped and fault in page by page, which costs as much as the copy.
+    static BUF_POOL: RefCell<Vec<DmaBuffer>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Devices whose io_uring poll support glommio has probed correctly.
 static PROBED_DEVICES: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
@@ -91,9 +99,24 @@ impl Storage for DmaStorage {
     type File = DmaStorageFile;
 
     fn alloc_buf(&self, len: usize) -> DmaBuffer {
+        if len == WRITE_BUF_BYTES {
+            if let Some(b) = BUF_POOL.with(|p| p.borrow_mut().pop()) {
+                return b;
+            }
+        }
         // Heap memory aligned for O_DIRECT; the registered io_memory is kept
         // small (RLIMIT_MEMLOCK) and is left to glommio's own reads.
         glommio::allocate_dma_buffer_global(len)
+    }
+    fn release_buf(&self, buf: DmaBuffer) {
+        if buf.len() == WRITE_BUF_BYTES {
+            BUF_POOL.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < WRITE_BUF_POOL_PER_SHARD {
+                    p.push(buf);
+                }
+            });
+        }
     }
     async fn open(&self, path: &Path, create: bool) -> io::Result<DmaStorageFile> {
         if let Some(dir) = path.parent() {

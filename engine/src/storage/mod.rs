@@ -49,6 +49,10 @@ pub trait Storage: Clone + 'static {
     type File: StorageFile<Buf = Self::Buf>;
     /// An aligned buffer of `len` bytes (a multiple of the alignment).
     fn alloc_buf(&self, len: usize) -> Self::Buf;
+    /// Takes back a buffer whose write completed, for reuse.
+    fn release_buf(&self, buf: Self::Buf) {
+        drop(buf)
+    }
     /// Opens read-write, creating an empty file if `create` and absent.
     async fn open(&self, path: &Path, create: bool) -> io::Result<Self::File>;
     async fn create_dir_all(&self, path: &Path) -> io::Result<()>;
