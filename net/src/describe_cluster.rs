@@ -10,7 +10,7 @@ use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
 use crate::dispatch::{Ctx, Outcome, Versions};
-use crate::metadata::CLUSTER_ID;
+use crate::metadata::{CLUSTER_ID, CLUSTER_OPERATIONS};
 
 pub const VERSIONS: Versions = Versions::new(0, 1);
 
@@ -29,6 +29,11 @@ pub fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(BrokerId(node))
             .with_host(StrBytes::from_string(host.clone()))
-            .with_port(i32::from(*port))]);
+            .with_port(i32::from(*port))])
+        .with_cluster_authorized_operations(if req.include_cluster_authorized_operations {
+            CLUSTER_OPERATIONS
+        } else {
+            i32::MIN
+        });
     Ok(ctx.respond(&resp))
 }

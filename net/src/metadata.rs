@@ -24,11 +24,27 @@ pub const VERSIONS: Versions = Versions::new(0, 12);
 
 pub const CLUSTER_ID: &str = "spindle-single-node";
 
+/// With no authorizer every operation is allowed; Kafka then reports all
+/// of a resource's operations as a bit per AclOperation code. Clients
+/// that ask (kafka-python's admin client does) decode these bits.
+pub const TOPIC_OPERATIONS: i32 = ops(&[3, 4, 5, 6, 7, 8, 10, 11]);
+pub const CLUSTER_OPERATIONS: i32 = ops(&[5, 7, 8, 9, 10, 11, 12]);
+
+const fn ops(codes: &[u32]) -> i32 {
+    let mut bits = 0i32;
+    let mut i = 0;
+    while i < codes.len() {
+        bits |= 1 << codes[i];
+        i += 1;
+    }
+    bits
+}
+
 fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
-fn topic_entry(version: i16, node: i32, t: &TopicMeta) -> MetadataResponseTopic {
+fn topic_entry(version: i16, ops: bool, node: i32, t: &TopicMeta) -> MetadataResponseTopic {
     let partitions = (0..t.owners.len() as i32)
         .map(|p| {
             MetadataResponsePartition::default()
@@ -49,6 +65,7 @@ fn topic_entry(version: i16, node: i32, t: &TopicMeta) -> MetadataResponseTopic 
             Uuid::nil()
         })
         .with_partitions(partitions)
+        .with_topic_authorized_operations(if ops { TOPIC_OPERATIONS } else { i32::MIN })
 }
 
 fn error_entry(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic {
@@ -69,6 +86,8 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
     };
     let auto_create =
         shard.config.auto_create_topics && (ctx.version < 4 || req.allow_auto_topic_creation);
+    let topic_ops = ctx.version >= 8 && req.include_topic_authorized_operations;
+    let cluster_ops = (8..=10).contains(&ctx.version) && req.include_cluster_authorized_operations;
     let mut topics = Vec::new();
     match wanted {
         None => {
@@ -76,7 +95,7 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
             topics.extend(
                 snap.topics
                     .values()
-                    .map(|t| topic_entry(ctx.version, node, t)),
+                    .map(|t| topic_entry(ctx.version, topic_ops, node, t)),
             );
         }
         Some(list) => {
@@ -88,7 +107,7 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
                     None => snap.topic_by_id(t.topic_id.as_bytes()).cloned(),
                 };
                 let entry = match (found, name) {
-                    (Some(meta), _) => topic_entry(ctx.version, node, &meta),
+                    (Some(meta), _) => topic_entry(ctx.version, topic_ops, node, &meta),
                     (None, None) => error_entry(None, t.topic_id, errors::UNKNOWN_TOPIC_ID),
                     (None, Some(n)) if validate_topic_name(&n).is_err() => {
                         error_entry(Some(&n), Uuid::nil(), errors::INVALID_TOPIC)
@@ -96,11 +115,11 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
                     (None, Some(n)) if auto_create => {
                         let partitions = shard.config.default_partitions;
                         match create_topic(shard, &n, partitions, Default::default()).await {
-                            Ok(meta) => topic_entry(ctx.version, node, &meta),
+                            Ok(meta) => topic_entry(ctx.version, topic_ops, node, &meta),
                             // Created meanwhile by another request.
                             Err((code, _)) if code == errors::TOPIC_ALREADY_EXISTS => {
                                 match shard.snapshot().topic(&n) {
-                                    Some(meta) => topic_entry(ctx.version, node, meta),
+                                    Some(meta) => topic_entry(ctx.version, topic_ops, node, meta),
                                     None => error_entry(
                                         Some(&n),
                                         Uuid::nil(),
@@ -127,6 +146,11 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
             .with_port(i32::from(*port))])
         .with_cluster_id((ctx.version >= 2).then(|| str_bytes(CLUSTER_ID)))
         .with_controller_id(BrokerId(if ctx.version >= 1 { node } else { -1 }))
-        .with_topics(topics);
+        .with_topics(topics)
+        .with_cluster_authorized_operations(if cluster_ops {
+            CLUSTER_OPERATIONS
+        } else {
+            i32::MIN
+        });
     Ok(ctx.respond(&resp))
 }
