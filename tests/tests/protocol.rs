@@ -628,3 +628,138 @@ fn sigterm_exits_cleanly_and_topics_survive() -> Result<()> {
     ensure!(records.windows(7).any(|w| w == b"durable"));
     Ok(())
 }
+
+/// ListOffsets v1 of one partition at `timestamp`: (error, offset).
+fn list_offsets_v1(b: &Broker, topic: &str, timestamp: i64) -> Result<(i16, i64)> {
+    let mut body = Vec::new();
+    body.extend_from_slice(&(-1i32).to_be_bytes()); // replica
+    body.extend_from_slice(&1i32.to_be_bytes());
+    put_str(&mut body, topic);
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&timestamp.to_be_bytes());
+    let mut s = connect(b)?;
+    s.write_all(&request(2, 1, 17, &body))?;
+    let resp = read_frame(&mut s)?.context("list offsets: closed")?;
+    let mut c = Cur(&resp);
+    ensure!(c.i32()? == 17);
+    ensure!(c.i32()? == 1);
+    ensure!(c.string()? == topic);
+    ensure!(c.i32()? == 1);
+    ensure!(c.i32()? == 0);
+    let err = c.i16()?;
+    c.i64()?; // timestamp
+    Ok((err, c.i64()?))
+}
+
+#[test]
+fn list_offsets_earliest_latest_and_by_timestamp() -> Result<()> {
+    let b = broker("offsets")?;
+    create_topic(&b, "lo")?;
+    let mut s = connect(&b)?;
+    for (i, ts) in [1_000i64, 2_000, 3_000].into_iter().enumerate() {
+        let corr = i as i32;
+        s.write_all(&produce_v3(corr, -1, "lo", 0, &batch(&[b"a", b"b"], ts)))?;
+        let (err, base) = parse_produce_v3(&read_frame(&mut s)?.context("closed")?, corr)?;
+        ensure!(err == 0 && base == 2 * i as i64, "error {err} base {base}");
+    }
+    ensure!(list_offsets_v1(&b, "lo", -2)? == (0, 0), "earliest");
+    ensure!(list_offsets_v1(&b, "lo", -1)? == (0, 6), "latest");
+    ensure!(
+        list_offsets_v1(&b, "lo", 1_500)? == (0, 2),
+        "first batch at/after 1500"
+    );
+    ensure!(
+        list_offsets_v1(&b, "lo", 3_000)? == (0, 4),
+        "exact timestamp"
+    );
+    ensure!(
+        list_offsets_v1(&b, "lo", 9_999)? == (0, -1),
+        "past the end: -1"
+    );
+    ensure!(list_offsets_v1(&b, "nope", -1)?.0 == 3, "unknown topic");
+    Ok(())
+}
+
+#[test]
+fn fetch_long_poll_is_woken_by_an_append() -> Result<()> {
+    let b = broker("longpoll")?;
+    create_topic(&b, "lp")?;
+    // A fetch at the end of an empty log with a wait far beyond the
+    // client's read timeout: only an append can answer it in time.
+    let mut body = Vec::new();
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    body.extend_from_slice(&60_000i32.to_be_bytes()); // max wait
+    body.extend_from_slice(&1i32.to_be_bytes()); // min bytes
+    body.extend_from_slice(&(1i32 << 20).to_be_bytes());
+    body.push(0);
+    body.extend_from_slice(&1i32.to_be_bytes());
+    put_str(&mut body, "lp");
+    body.extend_from_slice(&1i32.to_be_bytes());
+    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&0i64.to_be_bytes());
+    body.extend_from_slice(&(1i32 << 20).to_be_bytes());
+    let mut waiting = connect(&b)?;
+    waiting.write_all(&request(1, 4, 99, &body))?;
+    // The fetch is parked; produce from another client.
+    let mut p = connect(&b)?;
+    p.write_all(&produce_v3(1, -1, "lp", 0, &batch(&[b"wake-up"], 0)))?;
+    let (err, _) = parse_produce_v3(&read_frame(&mut p)?.context("closed")?, 1)?;
+    ensure!(err == 0);
+    let resp = read_frame(&mut waiting)?.context("fetch: closed")?;
+    ensure!(
+        resp.windows(7).any(|w| w == b"wake-up"),
+        "the parked fetch returns the appended batch"
+    );
+    Ok(())
+}
+
+#[test]
+fn partitions_on_every_shard_take_writes_in_order() -> Result<()> {
+    let b = broker("shards")?;
+    // Metadata v4 auto-creation uses the default partition count; ask for
+    // 4 partitions with CreateTopics v2 instead.
+    let mut body = Vec::new();
+    body.extend_from_slice(&1i32.to_be_bytes());
+    put_str(&mut body, "sp");
+    body.extend_from_slice(&4i32.to_be_bytes()); // partitions
+    body.extend_from_slice(&1i16.to_be_bytes()); // replication factor
+    body.extend_from_slice(&0i32.to_be_bytes()); // assignments
+    body.extend_from_slice(&0i32.to_be_bytes()); // configs
+    body.extend_from_slice(&10_000i32.to_be_bytes()); // timeout
+    body.push(0); // validate only
+    let mut s = connect(&b)?;
+    s.write_all(&request(19, 2, 5, &body))?;
+    let resp = read_frame(&mut s)?.context("create topics: closed")?;
+    let mut c = Cur(&resp);
+    ensure!(c.i32()? == 5);
+    c.i32()?; // throttle
+    ensure!(c.i32()? == 1);
+    ensure!(c.string()? == "sp");
+    let err = c.i16()?;
+    ensure!(err == 0, "create error {err}");
+    let meta = std::fs::read_to_string(b.data_dir().join("spindle-meta.json"))?;
+    ensure!(meta.contains("\"owners\""), "placement persisted");
+    // Pipelined produces on one connection to all four partitions.
+    let mut expected = [0i64; 4];
+    for i in 0..40 {
+        let p = i % 4;
+        s.write_all(&produce_v3(
+            i,
+            -1,
+            "sp",
+            p,
+            &batch(&[format!("m{i}").as_bytes()], 0),
+        ))?;
+    }
+    for i in 0..40 {
+        let (err, base) = parse_produce_v3(&read_frame(&mut s)?.context("closed")?, i)?;
+        let p = (i % 4) as usize;
+        ensure!(
+            err == 0 && base == expected[p],
+            "partition {p}: error {err} base {base}"
+        );
+        expected[p] += 1;
+    }
+    Ok(())
+}
