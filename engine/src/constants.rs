@@ -9,10 +9,16 @@ pub const WRITE_BUF_BYTES: usize = 1 << 20;
 
 /// Bytes a log may hold in write-behind buffers before an append waits for
 /// the disk (the bound is soft by at most one append call).
-pub const WRITE_BEHIND_BYTES_MAX: u64 = 16 << 20;
+pub const WRITE_BEHIND_BYTES_MAX: u64 = 32 << 20;
+
+/// Writes in flight per log.
+pub const WRITE_QUEUE_DEPTH: usize = 32;
+
+/// Buffers one write-behind round takes before it ends (and lets a flush in).
+pub const WRITE_ROUND_OPS_MAX: usize = 256;
 
 /// Full write buffers kept for reuse per shard (by `DmaStorage`).
-pub const WRITE_BUF_POOL_PER_SHARD: usize = 24;
+pub const WRITE_BUF_POOL_PER_SHARD: usize = 40;
 
 /// Segments grow their preallocation in steps of this size.
 pub const PREALLOC_STEP_BYTES: u64 = 32 << 20;

@@ -12,7 +12,6 @@ pub mod batch_cache;
 pub mod config;
 pub mod constants;
 pub mod error;
-mod join;
 mod log;
 pub mod producer_state;
 mod recovery;

@@ -10,10 +10,9 @@ use crate::batch_cache::BatchCache;
 use crate::config::{FlushMode, LogConfig};
 use crate::constants::{
     ALIGN, BATCH_BYTES_MAX, PREALLOC_STEP_BYTES, READ_SCAN_WINDOW_BYTES, WRITE_BEHIND_BYTES_MAX,
-    WRITE_BUF_BYTES,
+    WRITE_BUF_BYTES, WRITE_QUEUE_DEPTH, WRITE_ROUND_OPS_MAX,
 };
 use crate::error::{AppendError, ReadError, RecoveryError};
-use crate::join::join_all;
 use crate::producer_state::{ProducerState, SeqCheck};
 use crate::recovery;
 use crate::segment::{
@@ -24,11 +23,14 @@ use crate::signal::Signal;
 use crate::storage::{DmaStorage, IoBuf, Storage, StorageFile};
 use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
-use std::future::Future;
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 pub(crate) const CHECKPOINT_FILE: &str = "recovery-point";
@@ -485,43 +487,11 @@ impl<S: Storage> PartitionLog<S> {
                     f
                 }
             };
-            let end = job
-                .ops
-                .last()
-                .map(|op| op.pos + op.buf.as_slice().len() as u64)
-                .unwrap_or(0);
-            let allocated = job.seg.st.borrow().allocated;
-            if end > allocated {
-                let cap = align_up(seg_max).max(end);
-                let new = end
-                    .div_ceil(PREALLOC_STEP_BYTES)
-                    .saturating_mul(PREALLOC_STEP_BYTES)
-                    .min(cap);
-                file.preallocate(new).await?;
-                job.seg.st.borrow_mut().allocated = new;
-            }
-            let results = join_all(
-                job.ops
-                    .iter()
-                    .map(|op| file.write_at(op.buf.clone(), op.pos))
-                    .collect(),
-            )
-            .await;
-            for r in results {
-                r?;
-            }
-            {
-                let mut ss = job.seg.st.borrow_mut();
-                if let Some(last) = job.ops.last() {
-                    ss.written = ss.written.max(last.logical_end);
-                    ss.dirty = true;
-                }
-            }
-            for op in job.ops {
-                if let Ok(buf) = Rc::try_unwrap(op.buf) {
-                    self.storage.release_buf(buf);
-                }
-            }
+            // Write-behind rounds keep taking full buffers of the active
+            // segment as appenders fill them, up to a bound.
+            let refill = !sync && !partial && !job.finalize;
+            self.write_ops(&job.seg, &file, job.ops, refill, seg_max)
+                .await?;
             if job.finalize {
                 checkpoint = Some(self.finalize(&job.seg, &file).await?);
             } else if sync && job.seg.st.borrow().dirty {
@@ -545,6 +515,88 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
         Ok(())
+    }
+
+    /// Writes `ops` in order with up to [`WRITE_QUEUE_DEPTH`] in flight,
+    /// advancing the segment's written end as the oldest complete. With
+    /// `refill`, full buffers appended meanwhile are taken too (at most
+    /// [`WRITE_ROUND_OPS_MAX`] ops, so a round ends and flushes get a turn).
+    /// Only full buffers are taken mid-round: they never share a block with
+    /// a write in flight.
+    async fn write_ops(
+        &self,
+        seg: &Rc<Segment<S>>,
+        file: &S::File,
+        ops: Vec<WriteOp<S::Buf>>,
+        refill: bool,
+        seg_max: u64,
+    ) -> Result<(), AppendError> {
+        type Slot<F, B> = (WriteOp<B>, Pin<Box<F>>, Option<std::io::Result<usize>>);
+        let mut queued: VecDeque<WriteOp<S::Buf>> = ops.into();
+        let mut in_flight = VecDeque::new();
+        let mut taken = queued.len();
+        loop {
+            while in_flight.len() < WRITE_QUEUE_DEPTH {
+                if queued.is_empty() && refill && taken < WRITE_ROUND_OPS_MAX {
+                    let more = seg
+                        .st
+                        .borrow_mut()
+                        .appender
+                        .as_mut()
+                        .map(|a| a.take(false))
+                        .unwrap_or_default();
+                    taken += more.len();
+                    queued.extend(more);
+                }
+                let Some(op) = queued.pop_front() else { break };
+                let end = op.pos + op.buf.as_slice().len() as u64;
+                let allocated = seg.st.borrow().allocated;
+                if end > allocated {
+                    let cap = align_up(seg_max).max(end);
+                    let new = end
+                        .div_ceil(PREALLOC_STEP_BYTES)
+                        .saturating_mul(PREALLOC_STEP_BYTES)
+                        .min(cap);
+                    file.preallocate(new).await?;
+                    seg.st.borrow_mut().allocated = new;
+                }
+                let fut = Box::pin(file.write_at(op.buf.clone(), op.pos));
+                let slot: Slot<_, S::Buf> = (op, fut, None);
+                in_flight.push_back(slot);
+            }
+            if in_flight.is_empty() {
+                return Ok(());
+            }
+            poll_fn(|cx| {
+                for (_, fut, res) in in_flight.iter_mut() {
+                    if res.is_none() {
+                        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                            *res = Some(r);
+                        }
+                    }
+                }
+                if in_flight.front().is_some_and(|s| s.2.is_some()) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            while in_flight.front().is_some_and(|s| s.2.is_some()) {
+                let Some((op, _, Some(res))) = in_flight.pop_front() else {
+                    break;
+                };
+                res?;
+                {
+                    let mut ss = seg.st.borrow_mut();
+                    ss.written = ss.written.max(op.logical_end);
+                    ss.dirty = true;
+                }
+                if let Ok(buf) = Rc::try_unwrap(op.buf) {
+                    self.storage.release_buf(buf);
+                }
+            }
+        }
     }
 
     /// Seals a rolled segment on disk: truncated to its logical size,
