@@ -148,7 +148,8 @@ pub(crate) async fn recover<S: Storage>(
             _ => (0, Some(base)),
         };
         ss.size = start;
-        let mut sc = Scanner::new(&file, start, file_size, RECOVERY_READ_BYTES, expected);
+        let mut sc =
+            Scanner::new(&file, start, file_size, RECOVERY_READ_BYTES, expected).with_readahead();
         let invalid = loop {
             match sc
                 .next(true)
@@ -175,6 +176,7 @@ pub(crate) async fn recover<S: Storage>(
             }
         };
         progress.add(dir, sc.bytes_read);
+        drop(sc); // may cancel a read-ahead past the valid end
         if let Some((position, reason)) = invalid {
             if !last {
                 return Err(RecoveryError::Corrupt {

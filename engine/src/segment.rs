@@ -4,14 +4,17 @@
 //! storage seam.
 
 use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
-use crate::segment_appender::{align_up, SegmentAppender};
+use crate::segment_appender::{align_down, align_up, SegmentAppender};
 use crate::segment_index::{OffsetIndex, TimeIndex};
 use crate::storage::{IoBuf, Storage, StorageFile};
 use std::cell::RefCell;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 
 pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
@@ -132,7 +135,22 @@ pub(crate) enum ScanEnd {
     Invalid { position: u64, reason: String },
 }
 
-/// Walks batches of a segment file forward, reading in windows.
+type ReadFut<'a, F> = Pin<Box<dyn Future<Output = io::Result<<F as StorageFile>::ReadBuf>> + 'a>>;
+
+type ReadAhead<'a, F> = (
+    u64,
+    ReadFut<'a, F>,
+    Option<io::Result<<F as StorageFile>::ReadBuf>>,
+);
+
+/// Where the bytes asked of [`Scanner::bytes`] are.
+enum Source {
+    Window,
+    OneOff,
+}
+
+/// Walks batches of a segment file forward, reading in windows. With
+/// read-ahead, the next window is read while the current one is checked.
 pub(crate) struct Scanner<'a, F: StorageFile> {
     file: &'a F,
     pub pos: u64,
@@ -140,6 +158,11 @@ pub(crate) struct Scanner<'a, F: StorageFile> {
     window_bytes: usize,
     window_start: u64,
     window: Option<F::ReadBuf>,
+    readahead: bool,
+    /// The next window: start, read in flight, its result if done.
+    ahead: Option<ReadAhead<'a, F>>,
+    /// A batch straddling two windows, read on its own.
+    oneoff: Option<(u64, F::ReadBuf)>,
     expected_offset: Option<i64>,
     pub bytes_read: u64,
 }
@@ -159,9 +182,18 @@ impl<'a, F: StorageFile> Scanner<'a, F> {
             window_bytes,
             window_start: 0,
             window: None,
+            readahead: false,
+            ahead: None,
+            oneoff: None,
             expected_offset,
             bytes_read: 0,
         }
+    }
+
+    /// Reads the next window while the current one is being checked.
+    pub fn with_readahead(mut self) -> Self {
+        self.readahead = true;
+        self
     }
 
     /// Continues at `pos`, a batch boundary known from the index.
@@ -170,26 +202,86 @@ impl<'a, F: StorageFile> Scanner<'a, F> {
         self.expected_offset = None;
     }
 
+    fn covers(start: u64, buf: &F::ReadBuf, pos: u64, len: usize) -> bool {
+        pos >= start && pos + len as u64 <= start + buf.len() as u64
+    }
+
     async fn bytes(&mut self, pos: u64, len: usize) -> io::Result<Option<&[u8]>> {
-        let in_window = |w: &Option<F::ReadBuf>, start: u64| {
-            w.as_ref()
-                .is_some_and(|w| pos >= start && pos + len as u64 <= start + w.len() as u64)
-        };
-        if !in_window(&self.window, self.window_start) {
-            let start = pos & !(crate::constants::ALIGN - 1);
-            let want = align_up((pos - start) + len as u64).max(self.window_bytes as u64);
-            let want = want.min(align_up(self.limit.saturating_sub(start)));
-            let w = self.file.read_at(start, want as usize).await?;
-            self.bytes_read += w.len() as u64;
-            self.window_start = start;
-            self.window = Some(w);
-            if !in_window(&self.window, self.window_start) {
-                return Ok(None);
+        let file: &'a F = self.file;
+        let source = match &self.window {
+            Some(w) if Self::covers(self.window_start, w, pos, len) => Source::Window,
+            Some(w)
+                if self.ahead.is_some()
+                    && pos >= self.window_start
+                    && pos < self.window_start + w.len() as u64 =>
+            {
+                // Straddles the window end while the next window is in
+                // flight: read just this range.
+                let start = align_down(pos);
+                let want = align_up(pos + len as u64 - start)
+                    .min(align_up(self.limit.saturating_sub(start)));
+                let b = file.read_at(start, want as usize).await?;
+                self.bytes_read += len as u64;
+                if !Self::covers(start, &b, pos, len) {
+                    return Ok(None);
+                }
+                self.oneoff = Some((start, b));
+                Source::OneOff
             }
-        }
-        let w = self.window.as_ref().map(|w| &w[..]).unwrap_or(&[]);
-        let at = (pos - self.window_start) as usize;
-        Ok(Some(&w[at..at + len]))
+            _ => {
+                let mut next = None;
+                if let Some((start, fut, done)) = self.ahead.take() {
+                    let b = match done {
+                        Some(r) => r?,
+                        None => fut.await?,
+                    };
+                    if Self::covers(start, &b, pos, len) {
+                        next = Some((start, b));
+                    }
+                }
+                let (start, w) = match next {
+                    Some(n) => n,
+                    None => {
+                        let start = align_down(pos);
+                        let want =
+                            align_up((pos - start) + len as u64).max(self.window_bytes as u64);
+                        let want = want.min(align_up(self.limit.saturating_sub(start)));
+                        (start, file.read_at(start, want as usize).await?)
+                    }
+                };
+                self.bytes_read += w.len() as u64;
+                let end = start + w.len() as u64;
+                let covered = Self::covers(start, &w, pos, len);
+                self.window_start = start;
+                self.window = Some(w);
+                if self.readahead && end < self.limit && end % crate::constants::ALIGN == 0 {
+                    let want = (self.window_bytes as u64).min(align_up(self.limit - end));
+                    let mut fut: ReadFut<'a, F> = Box::pin(file.read_at(end, want as usize));
+                    // Poll once so the read is submitted now.
+                    let done = poll_fn(|cx| {
+                        Poll::Ready(match fut.as_mut().poll(cx) {
+                            Poll::Ready(r) => Some(r),
+                            Poll::Pending => None,
+                        })
+                    })
+                    .await;
+                    self.ahead = Some((end, fut, done));
+                }
+                if !covered {
+                    return Ok(None);
+                }
+                Source::Window
+            }
+        };
+        let (start, buf) = match source {
+            Source::Window => (self.window_start, self.window.as_deref().unwrap_or(&[])),
+            Source::OneOff => match &self.oneoff {
+                Some((s, b)) => (*s, &b[..]),
+                None => (pos, &[][..]),
+            },
+        };
+        let at = (pos - start) as usize;
+        Ok(buf.get(at..at + len))
     }
 
     /// The next batch: `Ok(Ok(Some((pos, header))))`, `Ok(Ok(None))` at the
@@ -301,6 +393,46 @@ pub(crate) async fn read_file<S: Storage>(storage: &S, path: &Path) -> io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Batches of every size relative to the window, read with and without
+    /// read-ahead, straddling window ends.
+    #[test]
+    fn scanner_finds_every_batch_across_windows() {
+        use crate::batch::{build_test_batch, set_base_offset};
+        use crate::storage::SimDisk;
+        futures_lite::future::block_on(async {
+            let disk = SimDisk::new();
+            let s = disk.storage();
+            let mut image = Vec::new();
+            let mut next = 0i64;
+            for i in 0..200usize {
+                let mut b = build_test_batch(
+                    1 + (i % 3) as i32,
+                    i as i64,
+                    &vec![i as u8; (i * 997) % 9000],
+                );
+                set_base_offset(&mut b, next);
+                next += 1 + (i % 3) as i64;
+                image.extend_from_slice(&b);
+            }
+            let path = Path::new("/d/x.log");
+            disk.write_file_durable(path, image.clone());
+            let f = s.open(path, false).await.unwrap();
+            for (window, readahead) in [(4096, false), (4096, true), (8192, true), (1 << 20, true)]
+            {
+                let mut sc = Scanner::new(&f, 0, image.len() as u64, window, Some(0));
+                if readahead {
+                    sc = sc.with_readahead();
+                }
+                let mut count = 0;
+                while let Some((_, h)) = sc.next(true).await.unwrap().unwrap() {
+                    assert_eq!(h.records_count, 1 + (count % 3));
+                    count += 1;
+                }
+                assert_eq!(count, 200, "window {window} readahead {readahead}");
+            }
+        });
+    }
 
     #[test]
     fn names_round_trip() {

@@ -9,7 +9,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::Mutex;
 
 /// The production storage: glommio DMA files. Must be used from inside a
 /// glommio executor.
@@ -69,8 +68,11 @@ thread_local! {
     static BUF_POOL: RefCell<Vec<DmaBuffer>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Devices whose io_uring poll support glommio has probed correctly.
-static PROBED_DEVICES: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+thread_local! {
+    /// Devices whose io_uring poll support glommio has probed correctly on
+    /// this thread (glommio keeps the answer per thread).
+    static PROBED_DEVICES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
 
 /// glommio decides once per device whether to use its polled ring by
 /// reading the first block of the first DMA file opened there. On an empty
@@ -80,7 +82,7 @@ static PROBED_DEVICES: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 /// a file holding one block of data.
 async fn probe_iopoll_on_data(dir: &Path) -> io::Result<()> {
     let dev = std::fs::metadata(dir)?.dev();
-    if PROBED_DEVICES.lock().map_or(true, |d| d.contains(&dev)) {
+    if PROBED_DEVICES.with(|d| d.borrow().contains(&dev)) {
         return Ok(());
     }
     let probe = dir.join(".iopoll-probe.tmp");
@@ -88,9 +90,7 @@ async fn probe_iopoll_on_data(dir: &Path) -> io::Result<()> {
     let opened = OpenOptions::new().read(true).dma_open(&probe).await;
     std::fs::remove_file(&probe)?;
     opened?.close().await?;
-    if let Ok(mut d) = PROBED_DEVICES.lock() {
-        d.push(dev);
-    }
+    PROBED_DEVICES.with(|d| d.borrow_mut().push(dev));
     Ok(())
 }
 
