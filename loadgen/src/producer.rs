@@ -327,6 +327,8 @@ pub fn run_producer(
     });
     let broken: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let (tx, rx) = mpsc::channel::<InFlight>();
+    // acks=0: no responses, no reader, no window.
+    let tx = (plan.config.acks != Acks::None).then_some(tx);
     let reader = if plan.config.acks != Acks::None {
         let (shared, window, broken, hists) = (
             shared.clone(),
@@ -364,7 +366,7 @@ pub fn run_producer(
         sequences: vec![0; plan.target.partitions.max(1) as usize],
         window: &window,
         broken: &broken,
-        tx: Some(tx),
+        tx,
         pending: (0..plan.target.partitions).map(|_| None).collect(),
         nonempty: VecDeque::new(),
         payload: payload_pool(u64::from(plan.index)),

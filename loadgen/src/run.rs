@@ -155,9 +155,10 @@ pub fn execute(spec: &RunSpec) -> Result<Outcome> {
             }
         }
     }
+    // Before the barrier: every stamp the workers take comes after it.
+    shared.set_measure_from(spec.warmup);
     ready.wait();
     let started = Instant::now();
-    shared.set_measure_from(spec.warmup);
     let mut cpu_at_measure: Option<CpuClock> = if spec.warmup.is_zero() {
         Some(CpuClock::start())
     } else {
