@@ -175,7 +175,10 @@ pub fn list_offsets(
 }
 
 pub fn init_producer_id(conn: &mut Conn) -> Result<ProducerIdentity> {
+    // The generated default carries an empty transactional id, which
+    // brokers rightly treat as a transactional producer.
     let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
         .with_transaction_timeout_ms(60_000)
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
