@@ -29,6 +29,9 @@ pub const READ_SCAN_WINDOW_BYTES: usize = 64 << 10;
 /// Bytes read at once by the recovery scan.
 pub const RECOVERY_READ_BYTES: usize = 16 << 20;
 
+/// Recovery splits its reads into concurrent reads of this size.
+pub const READ_CHUNK_BYTES: usize = 2 << 20;
+
 /// Recovery logs its progress every this many bytes scanned.
 pub const RECOVERY_PROGRESS_BYTES: u64 = 256 << 20;
 
