@@ -106,10 +106,22 @@ fn run_and_report(mut spec: RunSpec, args: &RunArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// What bare `loadgen` runs: the default spec sized to show a broker's
+/// capacity rather than one Java-default producer's window (which caps
+/// a run at in-flight bytes / latency): two producers, 32 requests in
+/// flight, 256 KiB batches.
+fn default_workload() -> RunSpec {
+    let mut s = default_spec();
+    s.producers_per_topic = 2;
+    s.producer.max_in_flight = 32;
+    s.producer.batch_bytes = 256 * 1024;
+    s
+}
+
 fn real_main(cli: Cli) -> Result<i32> {
     match cli.command {
         None => {
-            let spec = cli.run.apply(default_spec(), None)?;
+            let spec = cli.run.apply(default_workload(), None)?;
             run_and_report(spec, &cli.run)
         }
         Some(Command::Produce(a)) => {
