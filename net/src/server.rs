@@ -43,30 +43,6 @@ fn allowed_cpus() -> Vec<usize> {
     }
 }
 
-const IOPOLL_PROBE_FILE: &str = ".spindle-iopoll-probe";
-
-/// glommio decides per shard (a thread-local cache per block device),
-/// on the first DMA file a shard opens, whether reads may use the
-/// io_uring poll ring, by reading the file's first block: ENOTSUP means
-/// no. On an empty file that read succeeds with 0 bytes, the device is
-/// wrongly marked pollable, and every later DMA read on that shard fails
-/// with EOPNOTSUPP (seen with fresh topics: whole partitions unreadable).
-/// So each shard first opens a file that has data, written here.
-fn write_iopoll_probe(data_dir: &std::path::Path) -> Result<std::path::PathBuf> {
-    let path = data_dir.join(IOPOLL_PROBE_FILE);
-    std::fs::write(&path, vec![0u8; 4096]).with_context(|| format!("write {}", path.display()))?;
-    Ok(path)
-}
-
-async fn probe_iopoll(path: &std::path::Path) {
-    match glommio::io::DmaFile::open(path).await {
-        Ok(f) => {
-            let _ = f.close().await;
-        }
-        Err(e) => warn!(error = %e, "iopoll probe failed; DMA reads may misbehave"),
-    }
-}
-
 /// Runs the broker until SIGTERM or SIGINT; returns once every log is
 /// closed.
 pub fn run(config: Config) -> Result<()> {
@@ -102,7 +78,6 @@ pub fn run(config: Config) -> Result<()> {
     };
     let listener_fd = std_listener.into_raw_fd();
 
-    let probe = write_iopoll_probe(&config.data_dir)?;
     let sendfile = SendfilePool::start()?;
     let conns = Arc::new(ConnCounts((0..n).map(|_| AtomicUsize::new(0)).collect()));
     let mesh = MeshBuilder::<ShardMsg, _>::full(n, SHARD_CHANNEL_CAPACITY);
@@ -118,7 +93,6 @@ pub fn run(config: Config) -> Result<()> {
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);
         stops.push(stop_tx);
         let cpu = cpus[id % cpus.len()];
-        let probe = probe.clone();
         let (config, catalog, advertised, sendfile, conns, mesh, ready) = (
             config.clone(),
             catalog.clone(),
@@ -145,7 +119,6 @@ pub fn run(config: Config) -> Result<()> {
                         ready.send(Err(format!("shard {id} got mesh id {}", senders.peer_id())));
                     return;
                 }
-                probe_iopoll(&probe).await;
                 let shard = Shard::new(
                     id as u32,
                     config.clone(),
@@ -190,7 +163,6 @@ pub fn run(config: Config) -> Result<()> {
             Err(_) => bail!("a shard died while starting"),
         }
     }
-    let _ = std::fs::remove_file(&probe);
     info!(
         shards = n,
         flush = %config.log.flush,

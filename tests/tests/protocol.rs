@@ -273,6 +273,15 @@ fn parse_produce_v3(resp: &[u8], corr: i32) -> Result<(i16, i64)> {
 /// Fetch v4 of one partition from `offset`: (error, high watermark,
 /// records bytes).
 fn fetch_v4(b: &Broker, topic: &str, offset: i64) -> Result<(i16, i64, Vec<u8>)> {
+    fetch_v4_partition(b, topic, 0, offset)
+}
+
+fn fetch_v4_partition(
+    b: &Broker,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<(i16, i64, Vec<u8>)> {
     let mut body = Vec::new();
     body.extend_from_slice(&(-1i32).to_be_bytes()); // replica
     body.extend_from_slice(&0i32.to_be_bytes()); // max wait
@@ -282,7 +291,7 @@ fn fetch_v4(b: &Broker, topic: &str, offset: i64) -> Result<(i16, i64, Vec<u8>)>
     body.extend_from_slice(&1i32.to_be_bytes());
     put_str(&mut body, topic);
     body.extend_from_slice(&1i32.to_be_bytes());
-    body.extend_from_slice(&0i32.to_be_bytes());
+    body.extend_from_slice(&partition.to_be_bytes());
     body.extend_from_slice(&offset.to_be_bytes());
     body.extend_from_slice(&(1i32 << 20).to_be_bytes());
     let mut s = connect(b)?;
@@ -294,7 +303,7 @@ fn fetch_v4(b: &Broker, topic: &str, offset: i64) -> Result<(i16, i64, Vec<u8>)>
     ensure!(c.i32()? == 1);
     ensure!(c.string()? == topic);
     ensure!(c.i32()? == 1);
-    ensure!(c.i32()? == 0);
+    ensure!(c.i32()? == partition);
     let err = c.i16()?;
     let hw = c.i64()?;
     c.i64()?; // last stable offset
@@ -714,30 +723,37 @@ fn fetch_long_poll_is_woken_by_an_append() -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn partitions_on_every_shard_take_writes_in_order() -> Result<()> {
-    let b = broker("shards")?;
-    // Metadata v4 auto-creation uses the default partition count; ask for
-    // 4 partitions with CreateTopics v2 instead.
+/// CreateTopics v2 of `topic` with `partitions` partitions.
+fn create_topics_v2(b: &Broker, topic: &str, partitions: i32) -> Result<()> {
     let mut body = Vec::new();
     body.extend_from_slice(&1i32.to_be_bytes());
-    put_str(&mut body, "sp");
-    body.extend_from_slice(&4i32.to_be_bytes()); // partitions
+    put_str(&mut body, topic);
+    body.extend_from_slice(&partitions.to_be_bytes());
     body.extend_from_slice(&1i16.to_be_bytes()); // replication factor
     body.extend_from_slice(&0i32.to_be_bytes()); // assignments
     body.extend_from_slice(&0i32.to_be_bytes()); // configs
     body.extend_from_slice(&10_000i32.to_be_bytes()); // timeout
     body.push(0); // validate only
-    let mut s = connect(&b)?;
+    let mut s = connect(b)?;
     s.write_all(&request(19, 2, 5, &body))?;
     let resp = read_frame(&mut s)?.context("create topics: closed")?;
     let mut c = Cur(&resp);
     ensure!(c.i32()? == 5);
     c.i32()?; // throttle
     ensure!(c.i32()? == 1);
-    ensure!(c.string()? == "sp");
+    ensure!(c.string()? == topic);
     let err = c.i16()?;
     ensure!(err == 0, "create error {err}");
+    Ok(())
+}
+
+#[test]
+fn partitions_on_every_shard_take_writes_in_order() -> Result<()> {
+    let b = broker("shards")?;
+    // Metadata v4 auto-creation uses the default partition count; ask for
+    // 4 partitions with CreateTopics v2 instead.
+    create_topics_v2(&b, "sp", 4)?;
+    let mut s = connect(&b)?;
     let meta = std::fs::read_to_string(b.data_dir().join("spindle-meta.json"))?;
     ensure!(meta.contains("\"owners\""), "placement persisted");
     // Pipelined produces on one connection to all four partitions.
@@ -760,6 +776,53 @@ fn partitions_on_every_shard_take_writes_in_order() -> Result<()> {
             "partition {p}: error {err} base {base}"
         );
         expected[p] += 1;
+    }
+    Ok(())
+}
+
+#[test]
+fn cold_reads_from_files_on_every_shard() -> Result<()> {
+    // No batch cache and more data than the engine keeps in memory: fetches
+    // read segment files and go out with sendfile, on both shards, from
+    // logs created moments ago (the first DMA files those shards opened).
+    let b = Broker::start("cold", &["--shards", "2", "--cache-mb", "0"])?;
+    create_topics_v2(&b, "cold", 4)?;
+    let mut s = connect(&b)?;
+    // Per partition: the batches as the log should hold them.
+    let mut want: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 4];
+    for i in 0..64 {
+        let p = i % 4;
+        let value = format!("cold-{i:03}-").repeat(6_000);
+        let mut records = batch(&[value.as_bytes()], 1_000 + i64::from(i));
+        s.write_all(&produce_v3(i, -1, "cold", p, &records))?;
+        let (err, base) = parse_produce_v3(&read_frame(&mut s)?.context("closed")?, i)?;
+        ensure!(err == 0, "produce error {err}");
+        records[..8].copy_from_slice(&base.to_be_bytes());
+        want[p as usize].push(records);
+    }
+    for p in 0..4 {
+        let batches = &want[p as usize];
+        let (err, hw, got) = fetch_v4_partition(&b, "cold", p, 0)?;
+        ensure!(err == 0 && hw == 16, "partition {p}: error {err} hw {hw}");
+        ensure!(!got.is_empty(), "partition {p}: nothing read from offset 0");
+        let mut at = 0;
+        for batch in batches {
+            if at == got.len() {
+                break;
+            }
+            ensure!(
+                got[at..].starts_with(batch),
+                "partition {p}: batch at byte {at} differs"
+            );
+            at += batch.len();
+        }
+        ensure!(at == got.len(), "partition {p}: whole batches only");
+        let (err, _, last) = fetch_v4_partition(&b, "cold", p, 15)?;
+        ensure!(err == 0, "partition {p}: tail fetch error {err}");
+        ensure!(
+            Some(&last) == batches.last(),
+            "partition {p}: the last batch as sent"
+        );
     }
     Ok(())
 }
