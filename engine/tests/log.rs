@@ -269,3 +269,28 @@ proptest! {
         sim_round_trip(sizes, seg_kib, interval, flush, cache_bytes);
     }
 }
+
+#[test]
+fn segments_roll_by_age() {
+    let disk = SimDisk::new();
+    run(async move {
+        let dir = PathBuf::from("/d/t-age");
+        let mut cfg = small_cfg(FlushMode::Batch);
+        cfg.segment_ms_max = Some(60_000);
+        let log =
+            PartitionLog::open_with(disk.storage(), dir.clone(), cfg.clone(), BatchCache::new(0))
+                .await
+                .unwrap();
+        for i in 0..5 {
+            log.append(batch(i, 1, 1, 10)).await.unwrap();
+        }
+        assert_eq!(log.segment_count(), 1, "young segment keeps growing");
+        cfg.segment_ms_max = Some(0);
+        log.set_config(cfg);
+        for i in 5..8 {
+            log.append(batch(i, 1, 1, 10)).await.unwrap();
+        }
+        assert_eq!(log.segment_count(), 4, "every append found an aged segment");
+        assert_eq!(read_all(&*log, 0, 1 << 20).await.len(), 8);
+    });
+}
