@@ -294,3 +294,38 @@ fn segments_roll_by_age() {
         assert_eq!(read_all(&*log, 0, 1 << 20).await.len(), 8);
     });
 }
+
+#[test]
+fn wait_for_data_wakes_on_append_and_close() {
+    let disk = SimDisk::new();
+    run(async move {
+        let dir = PathBuf::from("/d/t-wait");
+        let log = PartitionLog::open_with(
+            disk.storage(),
+            dir,
+            small_cfg(FlushMode::Batch),
+            BatchCache::new(1 << 20),
+        )
+        .await
+        .unwrap();
+        let waiter = {
+            let log = log.clone();
+            glommio::spawn_local(async move {
+                let before = log.high_watermark();
+                log.wait_for_data().await;
+                (before, log.high_watermark())
+            })
+        };
+        glommio::yield_if_needed().await;
+        futures_lite::future::yield_now().await;
+        log.append(batch(1, 3, 1, 10)).await.unwrap();
+        assert_eq!(waiter.await, (0, 3));
+        let closed = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.wait_for_data().await })
+        };
+        futures_lite::future::yield_now().await;
+        log.close().await.unwrap();
+        closed.await;
+    });
+}
