@@ -13,13 +13,14 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use glommio::Task;
 use spindle_codec::fetch::Piece;
-use spindle_codec::frame::split_frame;
+use spindle_codec::frame::{frame_size, FRAME_PREFIX_LEN};
+use spindle_codec::DecodeError;
 use spindle_engine::ReadChunk;
 use tracing::debug;
 
@@ -108,10 +109,10 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     };
     let frame_max = shard.config.request_bytes_max;
     let mut input = io.clone();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK_BYTES);
+    let mut inbuf = Input::default();
     'read: loop {
         loop {
-            match split_frame(&mut buf, frame_max) {
+            match inbuf.next_frame(frame_max) {
                 Ok(Some(frame)) => {
                     let task = glommio::spawn_local(dispatch(shard.clone(), frame));
                     if tx.send(task).await.is_err() {
@@ -125,17 +126,69 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                 }
             }
         }
-        let start = buf.len();
-        let spare = (buf.capacity() - start).max(READ_CHUNK_BYTES);
-        buf.resize(start + spare, 0);
-        match input.read(&mut buf[start..]).await {
+        let room = match inbuf.room(frame_max) {
+            Ok(r) => r,
+            Err(_) => break,
+        };
+        match input.read(room).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => buf.truncate(start + n),
+            Ok(n) => inbuf.filled += n,
         }
     }
     // Let the writer answer what was read, then stop.
     drop(tx);
     writer.await;
+}
+
+/// Bytes read from the socket are `buf[..filled]`; `buf[filled..]` is
+/// zeroed room for the next reads, so each byte of buffer is zeroed once
+/// rather than a whole read chunk per read call.
+#[derive(Default)]
+struct Input {
+    buf: BytesMut,
+    filled: usize,
+}
+
+impl Input {
+    fn prefix(&self) -> Option<[u8; FRAME_PREFIX_LEN]> {
+        let mut p = [0u8; FRAME_PREFIX_LEN];
+        p.copy_from_slice(
+            self.buf
+                .get(..FRAME_PREFIX_LEN)
+                .filter(|_| self.filled >= FRAME_PREFIX_LEN)?,
+        );
+        Some(p)
+    }
+
+    /// The next whole frame (without its prefix), if one has arrived. The
+    /// frame is split off the buffer: no copy.
+    fn next_frame(&mut self, frame_max: u32) -> Result<Option<BytesMut>, DecodeError> {
+        let Some(prefix) = self.prefix() else {
+            return Ok(None);
+        };
+        let total = FRAME_PREFIX_LEN + frame_size(prefix, frame_max)? as usize;
+        if self.filled < total {
+            return Ok(None);
+        }
+        let mut frame = self.buf.split_to(total);
+        self.filled -= total;
+        frame.advance(FRAME_PREFIX_LEN);
+        Ok(Some(frame))
+    }
+
+    /// Room to read into: at least READ_CHUNK_BYTES, or what the frame
+    /// being read still needs (its size already checked against the bound).
+    fn room(&mut self, frame_max: u32) -> Result<&mut [u8], DecodeError> {
+        let frame_end = match self.prefix() {
+            Some(p) => FRAME_PREFIX_LEN + frame_size(p, frame_max)? as usize,
+            None => 0,
+        };
+        if self.buf.len() == self.filled || self.buf.len() < frame_end {
+            let want = frame_end.max(self.filled + READ_CHUNK_BYTES);
+            self.buf.resize(want, 0);
+        }
+        Ok(&mut self.buf[self.filled..])
+    }
 }
 
 async fn write_response(shard: &Shard, out: &mut Shared, r: Response) -> io::Result<()> {
@@ -160,5 +213,59 @@ async fn write_response(shard: &Shard, out: &mut Shared, r: Response) -> io::Res
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `wire` to an Input in reads of at most `step` bytes.
+    fn frames(wire: &[u8], step: usize, max: u32) -> Result<Vec<Vec<u8>>, DecodeError> {
+        let mut input = Input::default();
+        let mut out = Vec::new();
+        let mut at = 0;
+        loop {
+            while let Some(f) = input.next_frame(max)? {
+                out.push(f.to_vec());
+            }
+            if at == wire.len() {
+                return Ok(out);
+            }
+            let room = input.room(max)?;
+            let n = room.len().min(step).min(wire.len() - at);
+            room[..n].copy_from_slice(&wire[at..at + n]);
+            input.filled += n;
+            at += n;
+        }
+    }
+
+    #[test]
+    fn frames_come_out_whole_whatever_the_read_sizes() {
+        let mut wire = Vec::new();
+        let sizes = [0usize, 1, 5, 70_000, 3, 200_000, 17];
+        for (i, &n) in sizes.iter().enumerate() {
+            wire.extend_from_slice(&(n as i32).to_be_bytes());
+            wire.extend((0..n).map(|j| (i + j) as u8));
+        }
+        for step in [1, 3, 4096, 65_536, 1 << 20] {
+            let got = frames(&wire, step, 1 << 20).unwrap();
+            assert_eq!(got.len(), sizes.len());
+            for (i, (f, &n)) in got.iter().zip(&sizes).enumerate() {
+                assert_eq!(f.len(), n);
+                assert!(f.iter().enumerate().all(|(j, b)| *b == (i + j) as u8));
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_any_room_is_made() {
+        let mut input = Input::default();
+        let room = input.room(1000).unwrap();
+        room[..4].copy_from_slice(&i32::MAX.to_be_bytes());
+        input.filled = 4;
+        assert!(input.next_frame(1000).is_err());
+        assert!(input.room(1000).is_err());
+        assert!(input.buf.capacity() < 1 << 20);
     }
 }
