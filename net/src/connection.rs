@@ -17,6 +17,7 @@ use bytes::{Buf, BytesMut};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
+use glommio::sync::Semaphore;
 use glommio::Task;
 use spindle_codec::fetch::Piece;
 use spindle_codec::frame::{frame_size, FRAME_PREFIX_LEN};
@@ -24,7 +25,9 @@ use spindle_codec::DecodeError;
 use spindle_engine::ReadChunk;
 use tracing::debug;
 
-use crate::constants::{INFLIGHT_REQUESTS_PER_CONNECTION, READ_CHUNK_BYTES};
+use crate::constants::{
+    INFLIGHT_BYTES_PER_CONNECTION, INFLIGHT_REQUESTS_PER_CONNECTION, READ_CHUNK_BYTES,
+};
 use crate::dispatch::{dispatch, Outcome, Response};
 use crate::shard::Shard;
 
@@ -87,35 +90,49 @@ impl Shared {
 
 async fn serve(shard: Rc<Shard>, stream: TcpStream) {
     let io = Shared(Rc::new(RefCell::new(stream)));
-    let (tx, rx) = local_channel::new_bounded::<Task<Outcome>>(INFLIGHT_REQUESTS_PER_CONNECTION);
+    let (tx, rx) =
+        local_channel::new_bounded::<(Task<Outcome>, u64)>(INFLIGHT_REQUESTS_PER_CONNECTION);
+    let frame_max = shard.config.request_bytes_max;
+    // Request bytes in flight: taken when a frame is read, given back when
+    // its response is written, so a client pipelining large requests is
+    // paused rather than buffered.
+    let inflight_max = INFLIGHT_BYTES_PER_CONNECTION.max(u64::from(frame_max));
+    let inflight = Rc::new(Semaphore::new(inflight_max));
     let writer = {
         let io = io.clone();
         let shard = shard.clone();
+        let writer_inflight = inflight.clone();
         glommio::spawn_local(async move {
             let mut out = io.clone();
-            while let Some(task) = rx.recv().await {
+            while let Some((task, bytes)) = rx.recv().await {
                 let result = match task.await {
                     Outcome::Respond(r) => write_response(&shard, &mut out, r).await,
                     Outcome::Silent => Ok(()),
                     Outcome::Close(reason) => Err(io::Error::other(reason)),
                 };
+                writer_inflight.signal(bytes);
                 if let Err(e) = result {
                     debug!(shard = shard.id, error = %e, "closing connection");
                     break;
                 }
             }
+            // Wake a reader waiting for in-flight room, then one in read.
+            writer_inflight.close();
             io.shutdown();
         })
     };
-    let frame_max = shard.config.request_bytes_max;
     let mut input = io.clone();
     let mut inbuf = Input::default();
     'read: loop {
         loop {
             match inbuf.next_frame(frame_max) {
                 Ok(Some(frame)) => {
+                    let bytes = (frame.len() as u64).min(inflight_max);
+                    if inflight.acquire(bytes).await.is_err() {
+                        break 'read;
+                    }
                     let task = glommio::spawn_local(dispatch(shard.clone(), frame));
-                    if tx.send(task).await.is_err() {
+                    if tx.send((task, bytes)).await.is_err() {
                         break 'read;
                     }
                 }

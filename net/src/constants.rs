@@ -8,6 +8,10 @@ pub const CONNECTIONS_MAX_DEFAULT: u32 = 10_000;
 /// Requests read from one connection before its responses are written:
 /// the reader stops reading beyond this (Kafka clients pipeline 5).
 pub const INFLIGHT_REQUESTS_PER_CONNECTION: usize = 32;
+/// Request bytes one connection may have in flight (read, not yet
+/// answered); Kafka's queued.max.request.bytes, per connection. Never
+/// below the frame limit, so one maximal request always fits.
+pub const INFLIGHT_BYTES_PER_CONNECTION: u64 = 256 << 20;
 /// Bytes read from a socket per read call.
 pub const READ_CHUNK_BYTES: usize = 64 << 10;
 /// Capacity of each cross-shard channel (messages, not bytes: payloads
