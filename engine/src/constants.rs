@@ -23,6 +23,14 @@ pub const WRITE_BUF_POOL_PER_SHARD: usize = 40;
 /// Segments grow their preallocation in steps of this size.
 pub const PREALLOC_STEP_BYTES: u64 = 32 << 20;
 
+/// Under `flush=batch` segments are zero-filled this far ahead of the
+/// appender, so that appends overwrite written blocks and an fdatasync
+/// needs no journal commit for extent conversion.
+pub const ZERO_FILL_AHEAD_BYTES: u64 = 8 << 20;
+
+/// Size of one zero-fill write.
+pub const ZERO_FILL_WRITE_BYTES: u64 = 1 << 20;
+
 /// Bytes read at once when scanning batch headers on the read path.
 pub const READ_SCAN_WINDOW_BYTES: usize = 64 << 10;
 

@@ -202,6 +202,7 @@ pub(crate) async fn recover<S: Storage>(
             rewrite_indexes(storage, &seg, &ss).await?;
         }
         ss.written = ss.size;
+        ss.zero_end = ss.size;
         ss.allocated = ss.size.max(file_size.min(ss.size));
         if last {
             let tail_pos = align_down(ss.size);

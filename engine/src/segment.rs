@@ -56,6 +56,11 @@ pub(crate) struct SegmentState<S: Storage> {
     pub created_ms: i64,
     /// File length after preallocation.
     pub allocated: u64,
+    /// Blocks below this are written (data or zeros): appends there are
+    /// overwrites.
+    pub zero_end: u64,
+    /// End of the zero fill in flight, 0 if none.
+    pub zero_target: u64,
     /// No more appends go here.
     pub sealed: bool,
     /// Sealed, written, truncated, synced, indexes on disk.
@@ -91,6 +96,8 @@ impl<S: Storage> Segment<S> {
                 bytes_since_index: 0,
                 created_ms: now_ms,
                 allocated: 0,
+                zero_end: 0,
+                zero_target: 0,
                 sealed: false,
                 finalized: false,
                 snapshot: None,

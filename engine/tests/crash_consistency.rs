@@ -86,7 +86,7 @@ fn config(rng: &mut SimRng) -> LogConfig {
 
 async fn one_seed(seed: u64) -> Model {
     let mut rng = SimRng::new(seed);
-    let disk = SimDisk::new();
+    let disk = SimDisk::with_delays(seed);
     let dir = PathBuf::from("/data/topic-0");
     let cfg = config(&mut rng);
     let model = Rc::new(RefCell::new(Model::default()));

@@ -79,6 +79,9 @@ struct DiskState {
     ops: u64,
     /// Bumped by every crash: handles from before it fail like a lost device.
     generation: u64,
+    /// Drives how long each operation takes (in executor turns), so that
+    /// concurrent operations complete in varying orders.
+    delays: Option<SimRng>,
 }
 
 /// The simulated device, shared by every [`SimStorage`] made from it.
@@ -90,6 +93,26 @@ pub struct SimDisk {
 impl SimDisk {
     pub fn new() -> Rc<SimDisk> {
         Rc::new(SimDisk::default())
+    }
+
+    /// A disk whose operations take a random number of executor turns
+    /// (seeded), so that concurrent writes complete out of issue order.
+    pub fn with_delays(seed: u64) -> Rc<SimDisk> {
+        let disk = SimDisk::default();
+        disk.state.borrow_mut().delays = Some(SimRng::new(seed));
+        Rc::new(disk)
+    }
+
+    async fn delay(&self) {
+        let turns = self
+            .state
+            .borrow_mut()
+            .delays
+            .as_mut()
+            .map_or(1, |r| r.below(4));
+        for _ in 0..turns {
+            futures_lite::future::yield_now().await;
+        }
     }
 
     /// A storage on this disk; it fails every operation after the next crash.
@@ -257,7 +280,7 @@ impl StorageFile for SimFile {
     type ReadBuf = Vec<u8>;
 
     async fn write_at(&self, buf: Rc<SimBuf>, pos: u64) -> io::Result<usize> {
-        futures_lite::future::yield_now().await;
+        self.disk.delay().await;
         self.disk.alive(self.generation)?;
         let len = buf.0.len() as u64;
         if pos % ALIGN != 0 || len % ALIGN != 0 {
@@ -274,7 +297,7 @@ impl StorageFile for SimFile {
         Ok(len as usize)
     }
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
-        futures_lite::future::yield_now().await;
+        self.disk.delay().await;
         self.disk.alive(self.generation)?;
         let f = self.data.borrow();
         let start = (pos as usize).min(f.live.len());
@@ -282,7 +305,7 @@ impl StorageFile for SimFile {
         Ok(f.live[start..end].to_vec())
     }
     async fn fdatasync(&self) -> io::Result<()> {
-        futures_lite::future::yield_now().await;
+        self.disk.delay().await;
         self.disk.alive(self.generation)?;
         self.disk.count_sync()?;
         let mut f = self.data.borrow_mut();
@@ -291,7 +314,7 @@ impl StorageFile for SimFile {
         Ok(())
     }
     async fn truncate(&self, len: u64) -> io::Result<()> {
-        futures_lite::future::yield_now().await;
+        self.disk.delay().await;
         self.disk.alive(self.generation)?;
         self.disk.count_write()?;
         let mut f = self.data.borrow_mut();
@@ -301,7 +324,7 @@ impl StorageFile for SimFile {
         Ok(())
     }
     async fn preallocate(&self, len: u64) -> io::Result<()> {
-        futures_lite::future::yield_now().await;
+        self.disk.delay().await;
         self.disk.alive(self.generation)?;
         let mut f = self.data.borrow_mut();
         if (f.live.len() as u64) < len {
@@ -334,7 +357,7 @@ impl Storage for SimStorage {
         SimBuf(vec![0xA5; len])
     }
     async fn open(&self, path: &Path, create: bool) -> io::Result<SimFile> {
-        futures_lite::future::yield_now().await;
+        self.disk.delay().await;
         self.disk.alive(self.generation)?;
         let mut st = self.disk.state.borrow_mut();
         let data = match st.live.get(path) {
@@ -388,7 +411,7 @@ impl Storage for SimStorage {
             .collect())
     }
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        futures_lite::future::yield_now().await;
+        self.disk.delay().await;
         self.disk.alive(self.generation)?;
         self.disk.count_sync()?;
         let mut st = self.disk.state.borrow_mut();
