@@ -16,9 +16,9 @@
 //! - A sealed segment is finalized (all written, truncated to its logical
 //!   size, fdatasynced, indexes written) before any byte of the next segment
 //!   is written, so after a crash every segment but the last is whole.
-//! - The file may be longer than the log (preallocation, block padding):
-//!   the logical end is tracked here and recovered by scanning, never taken
-//!   from the file size.
+//! - The file may be longer than the log (preallocation, zero fill ahead
+//!   under `flush=batch`, block padding): the logical end is tracked here
+//!   and recovered by scanning, never taken from the file size.
 
 use crate::constants::ALIGN;
 use crate::storage::IoBuf;
