@@ -28,6 +28,10 @@ pub const PREALLOC_STEP_BYTES: u64 = 32 << 20;
 /// needs no journal commit for extent conversion.
 pub const ZERO_FILL_AHEAD_BYTES: u64 = 8 << 20;
 
+/// Zero fill runs only for write rounds smaller than this: larger syncs
+/// amortize the journal commit, and filling would double their bytes.
+pub const ZERO_FILL_ROUND_BYTES_MAX: u64 = 512 << 10;
+
 /// Size of one zero-fill write.
 pub const ZERO_FILL_WRITE_BYTES: u64 = 1 << 20;
 

@@ -11,7 +11,7 @@ use crate::config::{FlushMode, LogConfig};
 use crate::constants::{
     ALIGN, BATCH_BYTES_MAX, PREALLOC_STEP_BYTES, READ_SCAN_WINDOW_BYTES, WRITE_BEHIND_BYTES_MAX,
     WRITE_BUF_BYTES, WRITE_QUEUE_DEPTH, WRITE_ROUND_OPS_MAX, ZERO_FILL_AHEAD_BYTES,
-    ZERO_FILL_WRITE_BYTES,
+    ZERO_FILL_ROUND_BYTES_MAX, ZERO_FILL_WRITE_BYTES,
 };
 use crate::error::{AppendError, ReadError, RecoveryError};
 use crate::producer_state::{ProducerState, SeqCheck};
@@ -535,6 +535,11 @@ impl<S: Storage> PartitionLog<S> {
         seg_max: u64,
     ) -> Result<(), AppendError> {
         type Slot<F, B> = (WriteOp<B>, Pin<Box<F>>, Option<std::io::Result<usize>>);
+        // Zero fill pays off when syncs are small (one journal commit per
+        // fdatasync saved); for large ones it would double the bytes written.
+        let round_bytes: u64 = ops.iter().map(|op| op.buf.as_slice().len() as u64).sum();
+        let zero_fill = self.st.borrow().cfg.flush == FlushMode::Batch
+            && round_bytes < ZERO_FILL_ROUND_BYTES_MAX;
         let mut queued: VecDeque<WriteOp<S::Buf>> = ops.into();
         let mut in_flight = VecDeque::new();
         let mut taken = queued.len();
@@ -553,10 +558,8 @@ impl<S: Storage> PartitionLog<S> {
                 }
                 let Some(op) = queued.pop_front() else { break };
                 let end = op.pos + op.buf.as_slice().len() as u64;
-                let zero_fill = self.st.borrow().cfg.flush == FlushMode::Batch;
-                if zero_fill {
-                    self.wait_zero_fill(seg, end).await?;
-                }
+                // Whatever this round does, a fill may be in flight.
+                self.wait_zero_fill(seg, end).await?;
                 let allocated = seg.st.borrow().allocated;
                 if end > allocated {
                     let cap = align_up(seg_max).max(end);
