@@ -9,12 +9,15 @@
 //!   slices of the frame.
 //! - [`fetch`]: hand-written Fetch response encode; record chunks stay the
 //!   caller's (cached `Bytes`, file ranges) and are never copied.
+//! - [`records`]: whole uncompressed batches, built and read by the broker
+//!   for its internal topics only.
 //! - [`wire`]: the primitive reader/writer both hot paths use.
 
 pub mod fetch;
 pub mod frame;
 pub mod header;
 pub mod produce;
+pub mod records;
 pub mod wire;
 
 /// Message types generated from Kafka's own schemas; record payloads stay raw.

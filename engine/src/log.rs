@@ -17,7 +17,8 @@ use crate::error::{AppendError, ReadError, RecoveryError};
 use crate::producer_state::{ProducerState, SeqCheck};
 use crate::recovery;
 use crate::segment::{
-    write_file, write_file_atomic, ScanEnd, Scanner, Segment, INDEX_SUFFIX, TIME_INDEX_SUFFIX,
+    write_file, write_file_atomic, ScanEnd, Scanner, Segment, SegmentState, INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
 };
 use crate::segment_appender::{align_up, SegmentAppender, WriteOp};
 use crate::signal::Signal;
@@ -836,6 +837,27 @@ impl<S: Storage> PartitionLog<S> {
     /// Kafka fetch semantics: whole batches from the one containing
     /// `offset`, up to `max_bytes` but at least one, below the high watermark.
     pub async fn read(&self, offset: i64, max_bytes: u32) -> Result<ReadResult, ReadError> {
+        self.read_with(offset, max_bytes, false).await
+    }
+
+    /// [`PartitionLog::read`], but cold data is read into memory through
+    /// the storage seam (an async read on the shard) instead of being
+    /// returned as a file range: for the broker's own readers of internal
+    /// topics, which parse what they read.
+    pub async fn read_in_memory(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+    ) -> Result<ReadResult, ReadError> {
+        self.read_with(offset, max_bytes, true).await
+    }
+
+    async fn read_with(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        in_memory: bool,
+    ) -> Result<ReadResult, ReadError> {
         let (lso, hw, seg) = {
             let st = self.st.borrow();
             if st.closed {
@@ -927,7 +949,8 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
         if let Some((s, e)) = range {
-            rr.chunks.push(self.chunk(&seg, &file, s, e).await?);
+            rr.chunks
+                .push(self.chunk(&seg, &file, s, e, in_memory).await?);
         }
         Ok(rr)
     }
@@ -938,9 +961,11 @@ impl<S: Storage> PartitionLog<S> {
         file: &S::File,
         start: u64,
         end: u64,
+        in_memory: bool,
     ) -> Result<ReadChunk, ReadError> {
         let cached = seg.st.borrow().reader.clone();
         let reader = match cached {
+            _ if in_memory => None,
             Some(r) => Some(r),
             None => {
                 let r = self.storage.reader(&seg.log_path)?;
@@ -1031,28 +1056,54 @@ impl<S: Storage> PartitionLog<S> {
     /// Deletes whole sealed segments past `retention.bytes` or
     /// `retention.ms`, oldest first. The active segment is never deleted.
     pub async fn enforce_retention(&self, now_ms: i64) -> Result<u32, AppendError> {
+        let (by_bytes, by_time, mut total) = {
+            let st = self.st.borrow();
+            let total: u64 = st.segments.iter().map(|s| s.st.borrow().size).sum();
+            (st.cfg.retention_bytes, st.cfg.retention_ms, total)
+        };
+        self.delete_front(|_, _, ss| {
+            let over_bytes = by_bytes.is_some_and(|r| total - ss.size >= r);
+            let too_old =
+                by_time.is_some_and(|r| ss.max_timestamp < now_ms.saturating_sub(r as i64));
+            if over_bytes || too_old {
+                total -= ss.size;
+            }
+            over_bytes || too_old
+        })
+        .await
+    }
+
+    /// Deletes the whole sealed segments that hold only offsets below
+    /// `offset`, moving the log start offset up to the first segment left
+    /// (which may start below `offset`). For logs whose owner knows that
+    /// everything below an offset is superseded (the broker's committed
+    /// offsets, after it rewrote their live state past it).
+    pub async fn delete_segments_below(&self, offset: i64) -> Result<u32, AppendError> {
+        // Segment i ends where segment i + 1 begins.
+        self.delete_front(|i, all, _| all.get(i + 1).is_some_and(|n| n.base_offset <= offset))
+            .await
+    }
+
+    /// Deletes sealed segments from the front while `doomed(i, segments,
+    /// state of segment i)` says so, never the active one; `segments` is
+    /// the list as it was before any deletion.
+    async fn delete_front(
+        &self,
+        mut doomed: impl FnMut(usize, &[Rc<Segment<S>>], &SegmentState<S>) -> bool,
+    ) -> Result<u32, AppendError> {
         let mut victims = Vec::new();
         {
             let mut st = self.st.borrow_mut();
             if st.poisoned {
                 return Err(AppendError::Poisoned);
             }
-            let mut total: u64 = st.segments.iter().map(|s| s.st.borrow().size).sum();
+            let all = st.segments.clone();
             while st.segments.len() >= 2 {
                 let first = st.segments[0].clone();
                 let ss = first.st.borrow();
-                if !ss.finalized {
+                if !ss.finalized || !doomed(victims.len(), &all, &ss) {
                     break;
                 }
-                let by_bytes = st.cfg.retention_bytes.is_some_and(|r| total - ss.size >= r);
-                let by_time = st
-                    .cfg
-                    .retention_ms
-                    .is_some_and(|r| ss.max_timestamp < now_ms.saturating_sub(r as i64));
-                if !(by_bytes || by_time) {
-                    break;
-                }
-                total -= ss.size;
                 drop(ss);
                 st.segments.remove(0);
                 st.log_start_offset = st.segments[0].base_offset;
@@ -1073,7 +1124,7 @@ impl<S: Storage> PartitionLog<S> {
                     _ => {}
                 }
             }
-            tracing::info!(segment = %seg.log_path.display(), "deleted by retention");
+            tracing::info!(segment = %seg.log_path.display(), "deleted segment");
         }
         if !victims.is_empty() {
             self.storage.sync_dir(&self.dir).await?;

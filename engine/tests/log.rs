@@ -329,3 +329,50 @@ fn wait_for_data_wakes_on_append_and_close() {
         closed.await;
     });
 }
+
+#[test]
+fn delete_segments_below_keeps_the_segment_holding_the_offset() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("offsets-0");
+    run(async move {
+        let cache = BatchCache::new(16 << 10);
+        let log = PartitionLog::open(path.clone(), small_cfg(FlushMode::Batch), cache.clone())
+            .await
+            .unwrap();
+        let mut bases = Vec::new();
+        for i in 0..120u64 {
+            bases.push(
+                log.append(batch(i, 1, 1000, 2000))
+                    .await
+                    .unwrap()
+                    .base_offset,
+            );
+        }
+        let segments = log.segment_count();
+        assert!(segments > 3, "segments rolled");
+        // Nothing below offset 0; a mid offset keeps the segment holding it.
+        assert_eq!(log.delete_segments_below(0).await.unwrap(), 0);
+        let mid = bases[70];
+        let deleted = log.delete_segments_below(mid).await.unwrap();
+        assert!(deleted >= 1);
+        assert_eq!(log.segment_count(), segments - deleted as usize);
+        let start = log.log_start_offset();
+        assert!(start <= mid && start > 0, "log start {start}, offset {mid}");
+        let kept = read_all(&*log, start, 1 << 20).await;
+        assert_eq!(kept.first().unwrap().0.base_offset, start);
+        assert_eq!(id_of(&kept.last().unwrap().1), 119);
+        // Cold data can be read into memory instead of as a file range.
+        let r = log.read_in_memory(start, 1).await.unwrap();
+        assert!(matches!(r.chunks[0], ReadChunk::Memory(_)));
+        assert_eq!(split(&chunk_bytes(&r.chunks[0]))[0].0.base_offset, start);
+        // The active segment is never deleted, whatever the offset.
+        log.delete_segments_below(i64::MAX).await.unwrap();
+        assert_eq!(log.segment_count(), 1);
+        log.close().await.unwrap();
+        let log = PartitionLog::open(path, small_cfg(FlushMode::Batch), cache)
+            .await
+            .unwrap();
+        assert_eq!(log.log_end_offset(), bases[119] + 1);
+        assert!(log.log_start_offset() > start);
+    });
+}
