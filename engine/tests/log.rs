@@ -376,3 +376,28 @@ fn delete_segments_below_keeps_the_segment_holding_the_offset() {
         assert!(log.log_start_offset() > start);
     });
 }
+
+#[test]
+fn dma_log_in_a_relative_directory_syncs() {
+    // Found when the broker ran with its default `--data-dir ./data`: the
+    // directory fsync after a segment was created failed with EBADF.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let up: PathBuf = cwd.components().skip(1).map(|_| "..").collect();
+    let rel = up
+        .join(dir.path().strip_prefix("/").unwrap())
+        .join("topic-0");
+    assert!(rel.is_relative());
+    run(async move {
+        let cache = BatchCache::new(1 << 20);
+        let log = PartitionLog::open(rel.clone(), small_cfg(FlushMode::Batch), cache)
+            .await
+            .unwrap();
+        for i in 0..40u64 {
+            log.append(batch(i, 1, 1, 3000)).await.unwrap();
+        }
+        assert!(log.segment_count() > 1, "rolled, so a directory was synced");
+        assert!(!log.is_poisoned());
+        log.close().await.unwrap();
+    });
+}

@@ -154,7 +154,10 @@ impl Storage for DmaStorage {
         Ok(names)
     }
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let d = glommio::io::Directory::open(dir).await?;
+        // glommio opens directories with openat(-1, ...), which fails with
+        // EBADF for a relative path (it is not AT_FDCWD): make it absolute.
+        let dir = std::path::absolute(dir)?;
+        let d = glommio::io::Directory::open(&dir).await?;
         d.sync().await?;
         Ok(d.close().await?)
     }
