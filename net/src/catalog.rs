@@ -29,6 +29,10 @@ pub struct TopicMeta {
     pub owners: Vec<u32>,
     /// Topic-level configs that differ from the broker defaults.
     pub configs: BTreeMap<String, String>,
+    /// The broker's own topic (`__consumer_offsets`): clients read it but
+    /// cannot write, delete or grow it.
+    #[serde(default)]
+    pub internal: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -87,6 +91,12 @@ enum Command {
     },
     ProducerId {
         reply: flume::Sender<Result<i64, CatalogError>>,
+    },
+    Internal {
+        name: String,
+        partitions: u32,
+        configs: BTreeMap<String, String>,
+        reply: flume::Sender<Result<Arc<TopicMeta>, CatalogError>>,
     },
 }
 
@@ -184,10 +194,37 @@ impl Catalog {
             .await
     }
 
+    /// The internal topic `name`, created if absent with partition `p` on
+    /// shard `p % shards` (so internal partitions spread over every shard
+    /// whatever the user topics' load). An existing one is returned as is.
+    pub async fn ensure_internal_topic(
+        &self,
+        name: String,
+        partitions: u32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicMeta>, CatalogError> {
+        self.ask(|reply| Command::Internal {
+            name,
+            partitions,
+            configs,
+            reply,
+        })
+        .await
+    }
+
     /// A producer id never handed out before, durably.
     pub async fn allocate_producer_id(&self) -> Result<i64, CatalogError> {
         self.ask(|reply| Command::ProducerId { reply }).await
     }
+}
+
+/// A random topic id: RFC 4122 version 4 (Kafka also reserves the
+/// all-zero id).
+fn new_topic_id() -> [u8; 16] {
+    let mut id: [u8; 16] = rand::random();
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    id
 }
 
 fn snapshot_of(state: &Persisted) -> Snapshot {
@@ -228,6 +265,14 @@ impl Writer {
                 }
                 Command::ProducerId { reply } => {
                     let _ = reply.send(self.producer_id());
+                }
+                Command::Internal {
+                    name,
+                    partitions,
+                    configs,
+                    reply,
+                } => {
+                    let _ = reply.send(self.internal(name, partitions, configs));
                 }
             }
         }
@@ -270,16 +315,38 @@ impl Writer {
         if self.state.topics.contains_key(&name) {
             return Err(CatalogError::TopicExists(name));
         }
-        let mut id: [u8; 16] = rand::random();
-        // RFC 4122 version 4; Kafka also reserves the all-zero id.
-        id[6] = (id[6] & 0x0f) | 0x40;
-        id[8] = (id[8] & 0x3f) | 0x80;
+        let id = new_topic_id();
         let meta = TopicMeta {
             name: name.clone(),
             id,
             owners: self.place(partitions),
             configs,
+            internal: false,
         };
+        self.insert(meta)
+    }
+
+    fn internal(
+        &mut self,
+        name: String,
+        partitions: u32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicMeta>, CatalogError> {
+        if let Some(t) = self.state.topics.get(&name) {
+            return Ok(Arc::new(t.clone()));
+        }
+        let meta = TopicMeta {
+            name,
+            id: new_topic_id(),
+            owners: (0..partitions).map(|p| p % self.shards.max(1)).collect(),
+            configs,
+            internal: true,
+        };
+        self.insert(meta)
+    }
+
+    fn insert(&mut self, meta: TopicMeta) -> Result<Arc<TopicMeta>, CatalogError> {
+        let name = meta.name.clone();
         let mut next = self.state.clone();
         next.topics.insert(name, meta.clone());
         self.commit(next)?;

@@ -72,6 +72,31 @@ pub struct Args {
     /// Default 256.
     #[arg(long, value_name = "MIB")]
     pub cache_mb: Option<u64>,
+    /// Partitions of the internal `__consumer_offsets` topic, fixed when
+    /// it is first created (groups are spread over them, and so over the
+    /// shards owning them). Default: the shard count at that first start.
+    #[arg(long, value_name = "N")]
+    pub offsets_topic_partitions: Option<u32>,
+    /// Committed offsets of a group that has been empty this long are
+    /// deleted (Kafka's offsets.retention.minutes). Default 10080 (7 days).
+    #[arg(long, value_name = "MIN")]
+    pub offsets_retention_minutes: Option<u64>,
+    /// How often expired offsets are looked for, in ms. Default 600000.
+    #[arg(long, value_name = "MS")]
+    pub offsets_retention_check_interval_ms: Option<u64>,
+    /// Smallest session timeout a consumer may ask for. Default 6000.
+    #[arg(long, value_name = "MS")]
+    pub group_min_session_timeout_ms: Option<u64>,
+    /// Largest session timeout a consumer may ask for. Default 1800000.
+    #[arg(long, value_name = "MS")]
+    pub group_max_session_timeout_ms: Option<u64>,
+    /// How long the first rebalance of an empty group waits for more
+    /// members after the last one joined. Default 1000 (Kafka: 3000).
+    #[arg(long, value_name = "MS")]
+    pub group_initial_rebalance_delay_ms: Option<u64>,
+    /// Members one group may have. Default 10000.
+    #[arg(long, value_name = "N")]
+    pub group_max_size: Option<u32>,
 }
 
 /// The same settings read from `--config FILE`.
@@ -93,6 +118,13 @@ struct FileConfig {
     max_request_bytes: Option<u32>,
     max_connections: Option<u32>,
     cache_mb: Option<u64>,
+    offsets_topic_partitions: Option<u32>,
+    offsets_retention_minutes: Option<u64>,
+    offsets_retention_check_interval_ms: Option<u64>,
+    group_min_session_timeout_ms: Option<u64>,
+    group_max_session_timeout_ms: Option<u64>,
+    group_initial_rebalance_delay_ms: Option<u64>,
+    group_max_size: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -111,6 +143,20 @@ pub struct Config {
     pub request_bytes_max: u32,
     pub connections_max: u32,
     pub cache_bytes_per_shard: u64,
+    /// `None`: as many as shards, when the topic is first created.
+    pub offsets_topic_partitions: Option<u32>,
+    pub groups: GroupConfig,
+}
+
+/// Group coordinator settings.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    pub offsets_retention_ms: u64,
+    pub offsets_retention_check_interval_ms: u64,
+    pub session_timeout_ms_min: u64,
+    pub session_timeout_ms_max: u64,
+    pub initial_rebalance_delay_ms: u64,
+    pub members_max: u32,
 }
 
 fn opt_ms(v: i64) -> Option<u64> {
@@ -168,6 +214,43 @@ impl Config {
         listen
             .parse::<SocketAddr>()
             .with_context(|| format!("--listen {listen}: expected HOST:PORT with an IP host"))?;
+        let offsets_topic_partitions = args
+            .offsets_topic_partitions
+            .or(file.offsets_topic_partitions);
+        if offsets_topic_partitions == Some(0) {
+            bail!("--offsets-topic-partitions must be at least 1");
+        }
+        let groups = GroupConfig {
+            offsets_retention_ms: args
+                .offsets_retention_minutes
+                .or(file.offsets_retention_minutes)
+                .unwrap_or(7 * 24 * 60)
+                .saturating_mul(60_000),
+            offsets_retention_check_interval_ms: args
+                .offsets_retention_check_interval_ms
+                .or(file.offsets_retention_check_interval_ms)
+                .unwrap_or(600_000)
+                .max(1),
+            session_timeout_ms_min: args
+                .group_min_session_timeout_ms
+                .or(file.group_min_session_timeout_ms)
+                .unwrap_or(6_000),
+            session_timeout_ms_max: args
+                .group_max_session_timeout_ms
+                .or(file.group_max_session_timeout_ms)
+                .unwrap_or(1_800_000),
+            initial_rebalance_delay_ms: args
+                .group_initial_rebalance_delay_ms
+                .or(file.group_initial_rebalance_delay_ms)
+                .unwrap_or(1_000),
+            members_max: args
+                .group_max_size
+                .or(file.group_max_size)
+                .unwrap_or(10_000),
+        };
+        if groups.session_timeout_ms_min > groups.session_timeout_ms_max {
+            bail!("--group-min-session-timeout-ms is above --group-max-session-timeout-ms");
+        }
         let advertise = args.advertise.or(file.advertise);
         if let Some(a) = &advertise {
             split_host_port(a).with_context(|| format!("--advertise {a}"))?;
@@ -201,6 +284,8 @@ impl Config {
                 .or(file.max_connections)
                 .unwrap_or(CONNECTIONS_MAX_DEFAULT),
             cache_bytes_per_shard: args.cache_mb.or(file.cache_mb).unwrap_or(256) << 20,
+            offsets_topic_partitions,
+            groups,
         })
     }
 }

@@ -37,7 +37,7 @@ pub fn spawn(shard: Rc<Shard>, stream: TcpStream) {
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().ok();
         let id = shard.id;
-        serve(shard.clone(), stream).await;
+        serve(shard.clone(), stream, peer).await;
         shard.conns.0[id as usize].fetch_sub(1, Ordering::Relaxed);
         debug!(shard = id, ?peer, "connection closed");
     })
@@ -88,7 +88,7 @@ impl Shared {
     }
 }
 
-async fn serve(shard: Rc<Shard>, stream: TcpStream) {
+async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: Option<std::net::SocketAddr>) {
     let io = Shared(Rc::new(RefCell::new(stream)));
     let (tx, rx) =
         local_channel::new_bounded::<(Task<Outcome>, u64)>(INFLIGHT_REQUESTS_PER_CONNECTION);
@@ -131,7 +131,7 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream) {
                     if inflight.acquire(bytes).await.is_err() {
                         break 'read;
                     }
-                    let task = glommio::spawn_local(dispatch(shard.clone(), frame));
+                    let task = glommio::spawn_local(dispatch(shard.clone(), frame, peer));
                     if tx.send((task, bytes)).await.is_err() {
                         break 'read;
                     }

@@ -40,3 +40,22 @@ pub const IO_MEMORY_BYTES_PER_SHARD_MAX: usize = 2 << 20;
 pub const IO_MEMORY_BYTES_PER_SHARD_MIN: usize = 256 << 10;
 /// io_uring submission queue depth per shard.
 pub const RING_DEPTH: usize = 128;
+/// How often each shard's group coordinator checks sessions and
+/// rebalance deadlines.
+pub const GROUP_TICK_MS: u64 = 100;
+/// Longest rebalance timeout honoured, whatever a JoinGroup asks: a
+/// JoinGroup waits at most this long for the others.
+pub const GROUP_REBALANCE_TIMEOUT_MS_MAX: u64 = 30 * 60 * 1000;
+/// Commit and metadata writes in flight per offsets partition.
+pub const OFFSETS_WRITES_IN_FLIGHT: u64 = 1024;
+/// Kafka's offset.metadata.max.bytes.
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+/// Bytes read at once when replaying an offsets partition.
+pub const OFFSETS_LOAD_READ_BYTES: u32 = 1 << 20;
+/// An offsets partition has its live state rewritten (and what it
+/// superseded deleted) once this much, and twice the live state, was
+/// appended since the last rewrite.
+pub const OFFSETS_COMPACT_BYTES_MIN: u64 = 64 << 20;
+/// Segment size of the offsets topic: small, so a rewrite can delete
+/// most of what it superseded.
+pub const OFFSETS_SEGMENT_BYTES: u64 = 16 << 20;

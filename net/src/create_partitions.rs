@@ -37,6 +37,13 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
             ));
             continue;
         };
+        if shard.snapshot().topic(&name).is_some_and(|m| m.internal) {
+            results.push(fail(
+                errors::INVALID_TOPIC,
+                format!("{name} is internal: its partition count is fixed"),
+            ));
+            continue;
+        }
         if t.assignments.is_some() {
             results.push(fail(
                 errors::INVALID_REQUEST,

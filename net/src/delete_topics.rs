@@ -18,6 +18,7 @@ use uuid::Uuid;
 use crate::create_topics::catalog_error_code;
 use crate::dispatch::{Ctx, Outcome, Versions};
 use crate::errors;
+use crate::group_coordinator::GroupCall;
 use crate::shard::ShardMsg;
 
 pub const VERSIONS: Versions = Versions::new(1, 6);
@@ -57,6 +58,16 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
             responses.push(result.with_error_code(code));
             continue;
         };
+        if snap.topic(&topic).is_some_and(|m| m.internal) {
+            responses.push(
+                result
+                    .with_error_code(errors::INVALID_TOPIC)
+                    .with_error_message((ctx.version >= 5).then(|| {
+                        StrBytes::from_string(format!("{topic} is internal and cannot be deleted"))
+                    })),
+            );
+            continue;
+        }
         let meta = match shard.catalog.delete_topic(topic.clone()).await {
             Ok(m) => m,
             Err(e) => {
@@ -88,6 +99,13 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
                     let _ = rx.recv_async().await;
                 }
             }
+        }
+        // Committed offsets of the topic go too, on every coordinator.
+        for owner in shard.coordinator_shards() {
+            let call = GroupCall::DropTopic {
+                topic: topic.clone(),
+            };
+            shard.group_call_on(owner, -1, call).await;
         }
         info!(topic = %topic, "deleted topic");
         responses.push(

@@ -5,6 +5,7 @@
 //! unknown API key, an API we do not serve, a version outside the served
 //! range or a body that does not decode closes the connection.
 
+use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -18,8 +19,10 @@ use tracing::debug;
 
 use crate::shard::Shard;
 use crate::{
-    api_versions, create_partitions, create_topics, delete_topics, describe_cluster,
-    describe_configs, fetch, init_producer_id, list_offsets, metadata, produce,
+    api_versions, create_partitions, create_topics, delete_groups, delete_topics, describe_cluster,
+    describe_configs, describe_groups, fetch, find_coordinator, heartbeat, init_producer_id,
+    join_group, leave_group, list_groups, list_offsets, metadata, offset_commit, offset_delete,
+    offset_fetch, produce, sync_group,
 };
 
 /// Record data of a Fetch response: cached bytes or a file range.
@@ -78,6 +81,10 @@ pub struct Ctx {
     pub api_key: ApiKey,
     pub version: i16,
     pub correlation_id: i32,
+    /// The request header's client id ("" when null).
+    pub client_id: String,
+    /// The client's address, if the socket still knows it.
+    pub peer: Option<SocketAddr>,
 }
 
 impl Ctx {
@@ -103,11 +110,22 @@ pub fn served(key: ApiKey) -> Option<Versions> {
         ApiKey::DescribeConfigs => describe_configs::VERSIONS,
         ApiKey::DescribeCluster => describe_cluster::VERSIONS,
         ApiKey::InitProducerId => init_producer_id::VERSIONS,
+        ApiKey::FindCoordinator => find_coordinator::VERSIONS,
+        ApiKey::JoinGroup => join_group::VERSIONS,
+        ApiKey::SyncGroup => sync_group::VERSIONS,
+        ApiKey::Heartbeat => heartbeat::VERSIONS,
+        ApiKey::LeaveGroup => leave_group::VERSIONS,
+        ApiKey::OffsetCommit => offset_commit::VERSIONS,
+        ApiKey::OffsetFetch => offset_fetch::VERSIONS,
+        ApiKey::ListGroups => list_groups::VERSIONS,
+        ApiKey::DescribeGroups => describe_groups::VERSIONS,
+        ApiKey::DeleteGroups => delete_groups::VERSIONS,
+        ApiKey::OffsetDelete => offset_delete::VERSIONS,
         _ => return None,
     })
 }
 
-pub async fn dispatch(shard: Rc<Shard>, mut frame: BytesMut) -> Outcome {
+pub async fn dispatch(shard: Rc<Shard>, mut frame: BytesMut, peer: Option<SocketAddr>) -> Outcome {
     let prefix = match peek_header_prefix(&frame) {
         Ok(p) => p,
         Err(e) => return Outcome::Close(format!("request header: {e}")),
@@ -132,6 +150,12 @@ pub async fn dispatch(shard: Rc<Shard>, mut frame: BytesMut) -> Outcome {
         api_key,
         version,
         correlation_id: header.correlation_id,
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        peer,
     };
     let result: Result<Outcome, DecodeError> = match api_key {
         ApiKey::ApiVersions => api_versions::handle(&ctx, frame),
@@ -145,6 +169,17 @@ pub async fn dispatch(shard: Rc<Shard>, mut frame: BytesMut) -> Outcome {
         ApiKey::DescribeConfigs => describe_configs::handle(&ctx, frame),
         ApiKey::DescribeCluster => describe_cluster::handle(&ctx, frame),
         ApiKey::InitProducerId => init_producer_id::handle(&ctx, frame).await,
+        ApiKey::FindCoordinator => find_coordinator::handle(&ctx, frame).await,
+        ApiKey::JoinGroup => join_group::handle(&ctx, frame).await,
+        ApiKey::SyncGroup => sync_group::handle(&ctx, frame).await,
+        ApiKey::Heartbeat => heartbeat::handle(&ctx, frame).await,
+        ApiKey::LeaveGroup => leave_group::handle(&ctx, frame).await,
+        ApiKey::OffsetCommit => offset_commit::handle(&ctx, frame).await,
+        ApiKey::OffsetFetch => offset_fetch::handle(&ctx, frame).await,
+        ApiKey::ListGroups => list_groups::handle(&ctx, frame).await,
+        ApiKey::DescribeGroups => describe_groups::handle(&ctx, frame).await,
+        ApiKey::DeleteGroups => delete_groups::handle(&ctx, frame).await,
+        ApiKey::OffsetDelete => offset_delete::handle(&ctx, frame).await,
         _ => return Outcome::Close(format!("{api_key:?} is not served")),
     };
     match result {

@@ -27,6 +27,23 @@ pub const UNKNOWN_TOPIC_ID: i16 = E::UnknownTopicId.code();
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = E::TransactionalIdAuthorizationFailed.code();
 pub const NOT_LEADER_OR_FOLLOWER: i16 = E::NotLeaderOrFollower.code();
 pub const REQUEST_TIMED_OUT: i16 = E::RequestTimedOut.code();
+pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = E::CoordinatorLoadInProgress.code();
+pub const COORDINATOR_NOT_AVAILABLE: i16 = E::CoordinatorNotAvailable.code();
+pub const NOT_COORDINATOR: i16 = E::NotCoordinator.code();
+pub const ILLEGAL_GENERATION: i16 = E::IllegalGeneration.code();
+pub const INCONSISTENT_GROUP_PROTOCOL: i16 = E::InconsistentGroupProtocol.code();
+pub const INVALID_GROUP_ID: i16 = E::InvalidGroupId.code();
+pub const UNKNOWN_MEMBER_ID: i16 = E::UnknownMemberId.code();
+pub const INVALID_SESSION_TIMEOUT: i16 = E::InvalidSessionTimeout.code();
+pub const REBALANCE_IN_PROGRESS: i16 = E::RebalanceInProgress.code();
+pub const INVALID_COMMIT_OFFSET_SIZE: i16 = E::InvalidCommitOffsetSize.code();
+pub const OFFSET_METADATA_TOO_LARGE: i16 = E::OffsetMetadataTooLarge.code();
+pub const NON_EMPTY_GROUP: i16 = E::NonEmptyGroup.code();
+pub const GROUP_ID_NOT_FOUND: i16 = E::GroupIdNotFound.code();
+pub const MEMBER_ID_REQUIRED: i16 = E::MemberIdRequired.code();
+pub const FENCED_INSTANCE_ID: i16 = E::FencedInstanceId.code();
+pub const GROUP_MAX_SIZE_REACHED: i16 = E::GroupMaxSizeReached.code();
+pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = E::GroupSubscribedToTopic.code();
 
 pub fn append_error_code(e: &AppendError) -> i16 {
     match e {

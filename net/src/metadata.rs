@@ -65,6 +65,7 @@ fn topic_entry(version: i16, ops: bool, node: i32, t: &TopicMeta) -> MetadataRes
             Uuid::nil()
         })
         .with_partitions(partitions)
+        .with_is_internal(t.internal && version >= 1)
         .with_topic_authorized_operations(if ops { TOPIC_OPERATIONS } else { i32::MIN })
 }
 

@@ -41,10 +41,19 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
     // in request order. Detached, so a closed connection does not cancel
     // an append half way.
     let mut topics = Vec::with_capacity(req.topics.len());
+    let snap = ctx.shard.snapshot();
     for topic in req.topics {
         let mut parts = Vec::with_capacity(topic.partitions.len());
+        let internal = snap.topic(&topic.name).is_some_and(|t| t.internal);
         for p in topic.partitions {
             let pending = match p.records {
+                _ if internal => Pending::Done(
+                    errors::INVALID_TOPIC,
+                    Some(format!(
+                        "{} is internal: only the broker writes it",
+                        topic.name
+                    )),
+                ),
                 _ if transactional => Pending::Done(
                     errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                     Some("transactions are not supported".into()),

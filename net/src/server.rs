@@ -1,6 +1,7 @@
 //! Startup and shutdown: the catalog, the listening socket, one pinned
 //! glommio executor per shard joined by a channel mesh, signal handling.
 
+use std::collections::BTreeMap;
 use std::os::fd::IntoRawFd;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use crate::catalog::Catalog;
 use crate::config::{split_host_port, Config};
 use crate::constants::{
     IO_MEMORY_BYTES_PER_SHARD_MAX, IO_MEMORY_BYTES_PER_SHARD_MIN, IO_MEMORY_BYTES_TOTAL,
-    RING_DEPTH, SHARD_CHANNEL_CAPACITY,
+    OFFSETS_SEGMENT_BYTES, RING_DEPTH, SHARD_CHANNEL_CAPACITY,
 };
+use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::listener::{accept_loop, Listener};
 use crate::sendfile::SendfilePool;
 use crate::shard::{ConnCounts, Shard, ShardMsg};
@@ -43,6 +45,19 @@ fn allowed_cpus() -> Vec<usize> {
     }
 }
 
+/// The offsets topic keeps its records until the coordinator rewrites
+/// them; small segments let that rewrite delete most of what it replaced.
+fn offsets_topic_configs() -> BTreeMap<String, String> {
+    [
+        ("segment.bytes", OFFSETS_SEGMENT_BYTES.to_string()),
+        ("retention.ms", "-1".to_string()),
+        ("retention.bytes", "-1".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// Runs the broker until SIGTERM or SIGINT; returns once every log is
 /// closed.
 pub fn run(config: Config) -> Result<()> {
@@ -50,6 +65,13 @@ pub fn run(config: Config) -> Result<()> {
     let n = config.shards;
     let catalog = Catalog::open(&config.data_dir, n as u32)
         .with_context(|| format!("open topic metadata in {}", config.data_dir.display()))?;
+    let offsets_partitions = config.offsets_topic_partitions.unwrap_or(n as u32);
+    futures_lite::future::block_on(catalog.ensure_internal_topic(
+        OFFSETS_TOPIC.to_string(),
+        offsets_partitions,
+        offsets_topic_configs(),
+    ))
+    .with_context(|| format!("create the internal topic {OFFSETS_TOPIC}"))?;
     let snap = catalog.snapshot();
     if let Some(t) = snap
         .topics
@@ -130,6 +152,9 @@ pub fn run(config: Config) -> Result<()> {
                 );
                 shard.serve_peers(receivers);
                 shard.open_all().await;
+                shard.groups.load(&shard).await;
+                let group_timers =
+                    glommio::spawn_local(shard.groups.clone().run_timers(shard.clone()));
                 if id == 0 {
                     // SAFETY: the descriptor came from a listening std
                     // TcpListener whose ownership was released above.
@@ -149,6 +174,7 @@ pub fn run(config: Config) -> Result<()> {
                 let _ = ready.send(Ok(()));
                 let _ = stop_rx.recv_async().await;
                 drop(retention);
+                drop(group_timers);
                 shard.close_all().await;
                 info!(shard = id, "shard stopped");
             })

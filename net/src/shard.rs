@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 use crate::catalog::{Catalog, Snapshot};
 use crate::config::Config;
 use crate::errors;
+use crate::group_coordinator::{self, GroupCall, GroupCoordinator, GroupResult};
 use crate::listener::HandOff;
 use crate::sendfile::SendfilePool;
 use crate::topic_config;
@@ -72,6 +73,13 @@ pub enum ShardMsg {
         op: PartitionOp,
         reply: flume::Sender<OpReply>,
     },
+    /// Work for the group coordinator of this shard (for `partition` of
+    /// the offsets topic, where the call names one group).
+    Group {
+        partition: i32,
+        call: GroupCall,
+        reply: flume::Sender<GroupResult>,
+    },
     /// Delete these partitions' logs (the topic is already gone from the
     /// catalog).
     DropPartitions {
@@ -103,6 +111,7 @@ pub struct Shard {
     open_lock: Semaphore,
     cache: Rc<BatchCache>,
     peers: Senders<ShardMsg>,
+    pub groups: Rc<GroupCoordinator>,
 }
 
 impl Shard {
@@ -117,6 +126,7 @@ impl Shard {
         peers: Senders<ShardMsg>,
     ) -> Rc<Shard> {
         let cache = BatchCache::new(config.cache_bytes_per_shard);
+        let groups = GroupCoordinator::new(group_settings(&config));
         Rc::new(Shard {
             id,
             config,
@@ -128,7 +138,54 @@ impl Shard {
             open_lock: Semaphore::new(1),
             cache,
             peers,
+            groups,
         })
+    }
+
+    /// Runs a group call on the coordinator of `group` (here or over the
+    /// mesh).
+    pub async fn group_call(self: &Rc<Self>, group: &str, call: GroupCall) -> GroupResult {
+        let Some((partition, owner)) = group_coordinator::route(&self.snapshot(), group) else {
+            return GroupResult::Code(errors::COORDINATOR_NOT_AVAILABLE);
+        };
+        self.group_call_on(owner, partition, call).await
+    }
+
+    /// Runs a group call on shard `owner`'s coordinator.
+    pub async fn group_call_on(
+        self: &Rc<Self>,
+        owner: u32,
+        partition: i32,
+        call: GroupCall,
+    ) -> GroupResult {
+        if owner == self.id {
+            return self.groups.call(self, partition, call).await;
+        }
+        let (reply, rx) = flume::bounded(1);
+        let msg = ShardMsg::Group {
+            partition,
+            call,
+            reply,
+        };
+        if self.peers.send_to(owner as usize, msg).await.is_err() {
+            return GroupResult::Code(errors::COORDINATOR_NOT_AVAILABLE);
+        }
+        rx.recv_async()
+            .await
+            .unwrap_or(GroupResult::Code(errors::COORDINATOR_NOT_AVAILABLE))
+    }
+
+    /// The shards owning an offsets partition: every shard a call about
+    /// all groups must reach.
+    pub fn coordinator_shards(&self) -> Vec<u32> {
+        let snap = self.snapshot();
+        let mut owners: Vec<u32> = snap
+            .topic(group_coordinator::OFFSETS_TOPIC)
+            .map(|t| t.owners.clone())
+            .unwrap_or_default();
+        owners.sort_unstable();
+        owners.dedup();
+        owners
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -380,6 +437,17 @@ impl Shard {
                 })
                 .detach();
             }
+            ShardMsg::Group {
+                partition,
+                call,
+                reply,
+            } => {
+                glommio::spawn_local(async move {
+                    let r = self.groups.call(&self, partition, call).await;
+                    let _ = reply.send(r);
+                })
+                .detach();
+            }
             ShardMsg::DropPartitions {
                 topic,
                 partitions,
@@ -392,6 +460,20 @@ impl Shard {
                 .detach();
             }
         }
+    }
+}
+
+fn group_settings(config: &Config) -> group_coordinator::Settings {
+    let g = &config.groups;
+    group_coordinator::Settings {
+        limits: group_coordinator::group::GroupLimits {
+            initial_rebalance_delay: Duration::from_millis(g.initial_rebalance_delay_ms),
+            max_size: g.members_max as usize,
+        },
+        session_timeout_min: Duration::from_millis(g.session_timeout_ms_min),
+        session_timeout_max: Duration::from_millis(g.session_timeout_ms_max),
+        offsets_retention: Duration::from_millis(g.offsets_retention_ms),
+        offsets_retention_check: Duration::from_millis(g.offsets_retention_check_interval_ms),
     }
 }
 

@@ -99,10 +99,9 @@ fn confluent_kafka_produce_consume() -> Result<()> {
 fn confluent_kafka_compression_codecs() -> Result<()> {
     let broker = Broker::start("ckz", &["--shards", "2"])?;
     let out = python("ck_compression.py", broker.addr(), &[])?;
-    // KNOWN: librdkafka enables LZ4 only for brokers that serve
-    // FindCoordinator v0 (its feature map dates LZ4 by that API); until the
-    // group coordinator lands it sends lz4 batches uncompressed (codec 0).
-    for (codec, id) in [("gzip", 1), ("snappy", 2), ("lz4", 0), ("zstd", 4)] {
+    // librdkafka enables LZ4 only for brokers that serve FindCoordinator
+    // v0 (its feature map dates LZ4 by that API).
+    for (codec, id) in [("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)] {
         ensure!(
             out.stdout.contains(&format!("ok: {codec}")),
             "{}",
