@@ -81,6 +81,10 @@ pub struct Args {
     /// deleted (Kafka's offsets.retention.minutes). Default 10080 (7 days).
     #[arg(long, value_name = "MIN")]
     pub offsets_retention_minutes: Option<u64>,
+    /// The same retention in milliseconds; wins over the minutes when both
+    /// are given (for retention shorter than a minute, as in tests).
+    #[arg(long, value_name = "MS")]
+    pub offsets_retention_ms: Option<u64>,
     /// How often expired offsets are looked for, in ms. Default 600000.
     #[arg(long, value_name = "MS")]
     pub offsets_retention_check_interval_ms: Option<u64>,
@@ -120,6 +124,7 @@ struct FileConfig {
     cache_mb: Option<u64>,
     offsets_topic_partitions: Option<u32>,
     offsets_retention_minutes: Option<u64>,
+    offsets_retention_ms: Option<u64>,
     offsets_retention_check_interval_ms: Option<u64>,
     group_min_session_timeout_ms: Option<u64>,
     group_max_session_timeout_ms: Option<u64>,
@@ -221,11 +226,14 @@ impl Config {
             bail!("--offsets-topic-partitions must be at least 1");
         }
         let groups = GroupConfig {
-            offsets_retention_ms: args
-                .offsets_retention_minutes
-                .or(file.offsets_retention_minutes)
-                .unwrap_or(7 * 24 * 60)
-                .saturating_mul(60_000),
+            offsets_retention_ms: match args.offsets_retention_ms.or(file.offsets_retention_ms) {
+                Some(ms) => ms,
+                None => args
+                    .offsets_retention_minutes
+                    .or(file.offsets_retention_minutes)
+                    .unwrap_or(7 * 24 * 60)
+                    .saturating_mul(60_000),
+            },
             offsets_retention_check_interval_ms: args
                 .offsets_retention_check_interval_ms
                 .or(file.offsets_retention_check_interval_ms)

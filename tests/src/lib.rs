@@ -5,6 +5,8 @@
 //! Every wait here is bounded; a broker that does not come up in time fails
 //! the test with its log attached instead of hanging it.
 
+pub mod kafka;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -313,6 +315,28 @@ pub fn python(script: &str, bootstrap: &str, args: &[&str]) -> Result<Output> {
     let path = workspace_root().join("tests").join("python").join(script);
     let mut cmd = Command::new(python_bin());
     cmd.arg(&path).args(args).env("BOOTSTRAP", bootstrap);
+    let out = run_bounded(cmd, b"", CLIENT_TIMEOUT)?;
+    if !out.status.success() {
+        bail!(
+            "{script} failed ({})\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            out.stdout,
+            out.stderr
+        );
+    }
+    Ok(out)
+}
+
+/// Run a Node script from `tests/node/` (kafkajs, installed there by
+/// `scripts/setup`) with `BOOTSTRAP` set; fails with its output when it
+/// exits non-zero.
+pub fn node(script: &str, bootstrap: &str, args: &[&str]) -> Result<Output> {
+    let dir = workspace_root().join("tests").join("node");
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .env("BOOTSTRAP", bootstrap);
     let out = run_bounded(cmd, b"", CLIENT_TIMEOUT)?;
     if !out.status.success() {
         bail!(
