@@ -9,7 +9,9 @@ use clap::Parser;
 use serde::Deserialize;
 use spindle_engine::{FlushMode, LogConfig};
 
-use crate::constants::{CONNECTIONS_MAX_DEFAULT, REQUEST_BYTES_MAX_DEFAULT};
+use crate::constants::{
+    CONNECTIONS_MAX_DEFAULT, OFFSETS_REWRITE_BYTES_DEFAULT, REQUEST_BYTES_MAX_DEFAULT,
+};
 
 /// Spindle: a Kafka-compatible broker, thread-per-core on io_uring.
 #[derive(Debug, Parser, Default)]
@@ -101,6 +103,13 @@ pub struct Args {
     /// Members one group may have. Default 10000.
     #[arg(long, value_name = "N")]
     pub group_max_size: Option<u32>,
+    /// The offsets log has no compaction: once a partition of it grew by
+    /// this many bytes (and twice its live state), its live state is
+    /// written again and the segments below deleted. Also sets the offsets
+    /// topic's segment size (a quarter of it) when the topic is first
+    /// created. Default 67108864.
+    #[arg(long, value_name = "BYTES")]
+    pub offsets_rewrite_bytes: Option<u64>,
 }
 
 /// The same settings read from `--config FILE`.
@@ -130,6 +139,7 @@ struct FileConfig {
     group_max_session_timeout_ms: Option<u64>,
     group_initial_rebalance_delay_ms: Option<u64>,
     group_max_size: Option<u32>,
+    offsets_rewrite_bytes: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -162,6 +172,7 @@ pub struct GroupConfig {
     pub session_timeout_ms_max: u64,
     pub initial_rebalance_delay_ms: u64,
     pub members_max: u32,
+    pub offsets_rewrite_bytes: u64,
 }
 
 fn opt_ms(v: i64) -> Option<u64> {
@@ -255,7 +266,14 @@ impl Config {
                 .group_max_size
                 .or(file.group_max_size)
                 .unwrap_or(10_000),
+            offsets_rewrite_bytes: args
+                .offsets_rewrite_bytes
+                .or(file.offsets_rewrite_bytes)
+                .unwrap_or(OFFSETS_REWRITE_BYTES_DEFAULT),
         };
+        if groups.offsets_rewrite_bytes < 64 << 10 {
+            bail!("--offsets-rewrite-bytes must be at least 65536");
+        }
         if groups.session_timeout_ms_min > groups.session_timeout_ms_max {
             bail!("--group-min-session-timeout-ms is above --group-max-session-timeout-ms");
         }

@@ -52,10 +52,10 @@ pub const OFFSETS_WRITES_IN_FLIGHT: u64 = 1024;
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// Bytes read at once when replaying an offsets partition.
 pub const OFFSETS_LOAD_READ_BYTES: u32 = 1 << 20;
-/// An offsets partition has its live state rewritten (and what it
-/// superseded deleted) once this much, and twice the live state, was
-/// appended since the last rewrite.
-pub const OFFSETS_COMPACT_BYTES_MIN: u64 = 64 << 20;
-/// Segment size of the offsets topic: small, so a rewrite can delete
-/// most of what it superseded.
-pub const OFFSETS_SEGMENT_BYTES: u64 = 16 << 20;
+/// Default for `--offsets-rewrite-bytes`: an offsets partition has its
+/// live state rewritten (and what it superseded deleted) once this much,
+/// and twice the live state, was appended since the last rewrite.
+pub const OFFSETS_REWRITE_BYTES_DEFAULT: u64 = 64 << 20;
+/// Segments of the offsets topic are this fraction of the rewrite
+/// threshold: small, so a rewrite can delete most of what it superseded.
+pub const OFFSETS_SEGMENTS_PER_REWRITE: u64 = 4;

@@ -16,7 +16,7 @@ use crate::catalog::Catalog;
 use crate::config::{split_host_port, Config};
 use crate::constants::{
     IO_MEMORY_BYTES_PER_SHARD_MAX, IO_MEMORY_BYTES_PER_SHARD_MIN, IO_MEMORY_BYTES_TOTAL,
-    OFFSETS_SEGMENT_BYTES, RING_DEPTH, SHARD_CHANNEL_CAPACITY,
+    OFFSETS_SEGMENTS_PER_REWRITE, RING_DEPTH, SHARD_CHANNEL_CAPACITY,
 };
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::listener::{accept_loop, Listener};
@@ -47,9 +47,10 @@ fn allowed_cpus() -> Vec<usize> {
 
 /// The offsets topic keeps its records until the coordinator rewrites
 /// them; small segments let that rewrite delete most of what it replaced.
-fn offsets_topic_configs() -> BTreeMap<String, String> {
+fn offsets_topic_configs(config: &Config) -> BTreeMap<String, String> {
+    let segment = config.groups.offsets_rewrite_bytes / OFFSETS_SEGMENTS_PER_REWRITE;
     [
-        ("segment.bytes", OFFSETS_SEGMENT_BYTES.to_string()),
+        ("segment.bytes", segment.to_string()),
         ("retention.ms", "-1".to_string()),
         ("retention.bytes", "-1".to_string()),
     ]
@@ -69,7 +70,7 @@ pub fn run(config: Config) -> Result<()> {
     futures_lite::future::block_on(catalog.ensure_internal_topic(
         OFFSETS_TOPIC.to_string(),
         offsets_partitions,
-        offsets_topic_configs(),
+        offsets_topic_configs(&config),
     ))
     .with_context(|| format!("create the internal topic {OFFSETS_TOPIC}"))?;
     let snap = catalog.snapshot();

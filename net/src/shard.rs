@@ -474,6 +474,7 @@ fn group_settings(config: &Config) -> group_coordinator::Settings {
         session_timeout_max: Duration::from_millis(g.session_timeout_ms_max),
         offsets_retention: Duration::from_millis(g.offsets_retention_ms),
         offsets_retention_check: Duration::from_millis(g.offsets_retention_check_interval_ms),
+        rewrite_bytes: g.offsets_rewrite_bytes,
     }
 }
 

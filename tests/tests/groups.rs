@@ -365,3 +365,75 @@ fn deleting_a_topic_drops_its_committed_offsets() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn offsets_log_is_rewritten_and_stays_small() -> Result<()> {
+    let mut broker = Broker::start(
+        "grp-rewrite",
+        &["--shards", "1", "--offsets-rewrite-bytes", "65536"],
+    )?;
+    let mut c = KafkaConn::connect(broker.addr())?;
+    let _: CreateTopicsResponse = c.call(
+        ApiKey::CreateTopics,
+        5,
+        &CreateTopicsRequest::default().with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_num_partitions(2)
+                .with_replication_factor(1),
+        ]),
+    )?;
+    // 4,000 standalone commits (about 500 KB of records), pipelined.
+    let commits = 4000;
+    let req = |i: i64| {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("g-rw")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("t")))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index((i % 2) as i32)
+                    .with_committed_offset(i)])])
+    };
+    for chunk in (0..commits).collect::<Vec<i64>>().chunks(32) {
+        for &i in chunk {
+            c.send(ApiKey::OffsetCommit, 8, &req(i))?;
+        }
+        for _ in chunk {
+            let r: OffsetCommitResponse = c.recv(ApiKey::OffsetCommit, 8)?;
+            ensure!(r.topics[0].partitions[0].error_code == 0, "{r:?}");
+        }
+    }
+    let segments = std::fs::read_dir(broker.data_dir().join("__consumer_offsets-0"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .count();
+    ensure!(
+        broker.log().contains("rewrote the live state"),
+        "{}",
+        broker.log()
+    );
+    // 16 KiB segments: 500 KB of commits would be 30; rewrites keep a few.
+    ensure!(segments <= 8, "{segments} segments left in the offsets log");
+    broker.kill9()?;
+    broker.restart()?;
+    let mut c = KafkaConn::connect(broker.addr())?;
+    let r: OffsetFetchResponse = c.call(
+        ApiKey::OffsetFetch,
+        7,
+        &OffsetFetchRequest::default()
+            .with_group_id(GroupId(s("g-rw")))
+            .with_topics(None),
+    )?;
+    let mut got: Vec<(i32, i64)> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.committed_offset))
+        .collect();
+    got.sort_unstable();
+    ensure!(
+        got == vec![(0, commits - 2), (1, commits - 1)],
+        "after rewrites and a crash: {got:?}"
+    );
+    Ok(())
+}

@@ -33,8 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::catalog::Snapshot;
 use crate::constants::{
-    GROUP_TICK_MS, OFFSETS_COMPACT_BYTES_MIN, OFFSETS_LOAD_READ_BYTES, OFFSETS_WRITES_IN_FLIGHT,
-    OFFSET_METADATA_BYTES_MAX,
+    GROUP_TICK_MS, OFFSETS_LOAD_READ_BYTES, OFFSETS_WRITES_IN_FLIGHT, OFFSET_METADATA_BYTES_MAX,
 };
 use crate::errors;
 use crate::shard::Shard;
@@ -54,6 +53,8 @@ pub struct Settings {
     /// offsets.retention.minutes
     pub offsets_retention: Duration,
     pub offsets_retention_check: Duration,
+    /// Growth of an offsets partition that triggers a rewrite.
+    pub rewrite_bytes: u64,
 }
 
 /// Java's `String.hashCode` of the UTF-16 code units, as Kafka hashes
@@ -1120,7 +1121,7 @@ impl GroupCoordinator {
     fn maybe_rewrite(self: &Rc<Self>, shard: &Rc<Shard>, store: &Rc<Store>) {
         let grown = store.bytes_since_rewrite.get();
         if store.rewriting.get()
-            || grown < OFFSETS_COMPACT_BYTES_MIN.max(2 * store.live_bytes.get())
+            || grown < self.settings.rewrite_bytes.max(2 * store.live_bytes.get())
         {
             return;
         }
