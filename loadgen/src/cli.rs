@@ -119,6 +119,10 @@ pub struct RunArgs {
     /// Seconds between live lines; 0 = quiet.
     #[arg(long = "report-interval")]
     pub report_interval: Option<f64>,
+    /// Process id of the broker under test (on this machine): its CPU use
+    /// over the measured window is reported. Set for the embedded broker.
+    #[arg(long = "broker-pid")]
+    pub broker_pid: Option<u32>,
     /// Extra argument for the embedded spindle (repeatable), e.g. --spindle-arg=--flush=never.
     #[arg(long = "spindle-arg", allow_hyphen_values = true)]
     pub spindle_args: Vec<String>,
@@ -151,6 +155,7 @@ pub fn default_spec() -> RunSpec {
         consumer: ConsumerConfig::default(),
         backlog_bytes: 0,
         report_interval: Duration::from_secs(1),
+        broker_pid: None,
     }
 }
 
@@ -254,6 +259,9 @@ impl RunArgs {
         }
         if self.group {
             s.consumer.group = true;
+        }
+        if let Some(p) = self.broker_pid {
+            s.broker_pid = Some(p);
         }
         if let Some(i) = self.report_interval {
             if i.is_nan() || i < 0.0 {

@@ -199,6 +199,9 @@ pub struct RunSpec {
     pub backlog_bytes: u64,
     /// Seconds between live lines (0 = quiet).
     pub report_interval: Duration,
+    /// The broker's process, when known (embedded, or --broker-pid): its
+    /// CPU time over the measured window is reported.
+    pub broker_pid: Option<u32>,
 }
 
 impl RunSpec {

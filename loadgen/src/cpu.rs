@@ -59,6 +59,33 @@ fn thread_ticks() -> HashMap<u32, u64> {
     out
 }
 
+/// CPU time of another process (the broker under test), from
+/// /proc/PID/stat: cores used between `start` and `cores_since`.
+#[derive(Clone)]
+pub struct ProcessClock {
+    pid: u32,
+    at: Instant,
+    ticks: u64,
+}
+
+impl ProcessClock {
+    /// `None` when the process cannot be read (gone, or another user's).
+    pub fn start(pid: u32) -> Option<ProcessClock> {
+        Some(ProcessClock {
+            pid,
+            at: Instant::now(),
+            ticks: read_ticks(&format!("/proc/{pid}/stat"))?,
+        })
+    }
+
+    /// (cores on average, CPU seconds) since `start`.
+    pub fn since(&self) -> Option<(f64, f64)> {
+        let now = read_ticks(&format!("/proc/{}/stat", self.pid))?;
+        let secs = now.saturating_sub(self.ticks) as f64 / ticks_per_s();
+        Some((secs / self.at.elapsed().as_secs_f64().max(1e-6), secs))
+    }
+}
+
 impl CpuClock {
     pub fn start() -> CpuClock {
         CpuClock {
@@ -104,6 +131,31 @@ mod tests {
         let line = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1000 0 0";
         assert_eq!(parse_stat_ticks(line), Some(300));
         assert_eq!(parse_stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn another_process_is_measured() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"])
+            .spawn()
+            .unwrap();
+        let clock = ProcessClock::start(child.id()).expect("readable");
+        let mut last = (0.0, 0.0);
+        // Sample until the child burned some CPU (bounded by its loop).
+        for _ in 0..2000 {
+            match clock.since() {
+                Some(s) if s.1 > 0.0 => {
+                    last = s;
+                    break;
+                }
+                Some(s) => last = s,
+                None => break,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = child.wait();
+        assert!(last.1 > 0.0, "no CPU seen for a busy child: {last:?}");
+        assert!(ProcessClock::start(u32::MAX).is_none());
     }
 
     #[test]

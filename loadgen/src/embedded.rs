@@ -82,6 +82,7 @@ fn on_tmpfs(p: &Path) -> bool {
 pub struct EmbeddedBroker {
     child: Child,
     pub addr: String,
+    pub pid: u32,
     _data: tempfile::TempDir,
 }
 
@@ -161,6 +162,7 @@ impl EmbeddedBroker {
                         // Drain the rest in the background.
                         std::thread::spawn(move || while rx.recv().is_ok() {});
                         return Ok(EmbeddedBroker {
+                            pid: child.id(),
                             child,
                             addr,
                             _data: data,

@@ -64,6 +64,7 @@ fn with_broker<T>(
     }
     let broker = EmbeddedBroker::start(&args.spindle_args)?;
     spec.bootstrap = broker.addr.clone();
+    spec.broker_pid = Some(broker.pid);
     let r = f(spec);
     let stopped = broker.stop();
     let r = r?;

@@ -149,6 +149,15 @@ pub fn latency_table(outcome: &Outcome) -> String {
 }
 
 /// The text printed at the end of a run.
+/// CPU-microseconds per record, or "-" when no record was counted.
+fn per_record_us(cpu_s: f64, records: u64) -> String {
+    if records == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.3} CPU-us", cpu_s * 1e6 / records as f64)
+    }
+}
+
 pub fn summary(outcome: &Outcome) -> String {
     let mut s = String::new();
     let o = outcome;
@@ -192,6 +201,14 @@ pub fn summary(outcome: &Outcome) -> String {
         o.cpu_cores,
         o.cpu_busiest_thread * 100.0
     );
+    if let Some((cores, secs)) = o.broker_cpu {
+        let _ = writeln!(
+            s,
+            "broker cpu: {cores:.2} cores; {} per record produced, {} per record consumed",
+            per_record_us(secs, o.measured_acked),
+            per_record_us(secs, o.measured_consumed),
+        );
+    }
     if o.cpu_cores > CPU_WARN_CORES {
         let _ = writeln!(
             s,
@@ -380,6 +397,11 @@ pub fn result_json(o: &Outcome, machine: &Machine) -> serde_json::Value {
             "consumeMBPerSec": o.measured_consumed_bytes as f64 / o.measured_s / 1e6,
             "cpuCores": o.cpu_cores,
             "cpuBusiestThread": o.cpu_busiest_thread,
+            "brokerCpuCores": o.broker_cpu.map(|c| c.0),
+            "brokerCpuSeconds": o.broker_cpu.map(|c| c.1),
+            "brokerCpuUsPerRecordProduced": o.broker_cpu
+                .filter(|_| o.measured_acked > 0)
+                .map(|c| c.1 * 1e6 / o.measured_acked as f64),
             "spec": o.spec,
             "failures": o.failures,
             "errorsByKind": error_summary(),

@@ -11,7 +11,7 @@ use crate::client::{ensure_topic, metadata, TopicLayout};
 use crate::config::{Mode, RunSpec};
 use crate::conn::Conn;
 use crate::consumer::{run_consumer, ConsumerPlan};
-use crate::cpu::CpuClock;
+use crate::cpu::{CpuClock, ProcessClock};
 use crate::producer::{run_producer, ProducerPlan, ProducerTarget};
 use crate::stats::{percentiles, Percentiles, Shared};
 
@@ -50,6 +50,9 @@ pub struct Outcome {
     pub measured_s: f64,
     pub cpu_cores: f64,
     pub cpu_busiest_thread: f64,
+    /// The broker's (cores on average, CPU seconds) over the measured
+    /// window, when its process is known.
+    pub broker_cpu: Option<(f64, f64)>,
     pub failures: Vec<String>,
 }
 
@@ -164,6 +167,12 @@ pub fn execute(spec: &RunSpec) -> Result<Outcome> {
     } else {
         None
     };
+    let broker_clock = |pid: Option<u32>| pid.and_then(ProcessClock::start);
+    let mut broker_at_measure: Option<ProcessClock> = if spec.warmup.is_zero() {
+        broker_clock(spec.broker_pid)
+    } else {
+        None
+    };
     let mut samples = Vec::new();
     let mut last = shared.counters.snapshot();
     let mut last_t = Instant::now();
@@ -182,6 +191,7 @@ pub fn execute(spec: &RunSpec) -> Result<Outcome> {
         let elapsed = started.elapsed();
         if cpu_at_measure.is_none() && elapsed >= spec.warmup {
             cpu_at_measure = Some(CpuClock::start());
+            broker_at_measure = broker_clock(spec.broker_pid);
         }
         let snap = shared.counters.snapshot();
         if run_end.is_some_and(|e| elapsed >= e) && !shared.stop_producing.load(Ordering::Relaxed) {
@@ -250,6 +260,7 @@ pub fn execute(spec: &RunSpec) -> Result<Outcome> {
     let end = measure_end.unwrap_or_else(Instant::now);
     // Before the workers exit: /proc forgets a thread once it is joined.
     let (cpu_cores, busiest) = cpu_at_measure.unwrap_or_else(CpuClock::start).usage_since();
+    let broker_cpu = broker_at_measure.and_then(|c| c.since());
     shared.stop_producing.store(true, Ordering::Relaxed);
     shared.stop_all.store(true, Ordering::Relaxed);
     let mut failures = Vec::new();
@@ -284,6 +295,7 @@ pub fn execute(spec: &RunSpec) -> Result<Outcome> {
         measured_s,
         cpu_cores,
         cpu_busiest_thread: busiest,
+        broker_cpu,
         failures,
     })
 }

@@ -87,6 +87,13 @@ fn e2e_counts_agree_and_results_are_written() -> Result<()> {
         serde_json::from_str(&std::fs::read_to_string(results.join("result.json"))?)?;
     assert_eq!(json["messageSize"], 100);
     assert_eq!(json["loadgen"]["recordsConsumed"], 20000);
+    // The embedded broker's own CPU time is measured and reported.
+    assert!(stdout.contains("broker cpu: "), "{stdout}");
+    assert!(
+        json["loadgen"]["brokerCpuSeconds"].as_f64().unwrap_or(0.0) > 0.0,
+        "{}",
+        json["loadgen"]
+    );
     assert!(
         json["aggregatedEndToEndLatency99pct"]
             .as_f64()
@@ -139,6 +146,40 @@ fn idempotent_compressed_keyed_produce_is_fully_acknowledged() -> Result<()> {
     let stdout = check(&out)?;
     assert!(
         stdout.contains("totals: sent 30000 acked 30000 consumed 30000 errors 0;"),
+        "{stdout}"
+    );
+    Ok(())
+}
+
+#[test]
+fn group_consumers_read_everything_once() -> Result<()> {
+    let scratch = spindle_tests::scratch_dir("loadgen-group");
+    let out = loadgen(
+        &[
+            "e2e",
+            "--topic",
+            "lg-group",
+            "--num-records",
+            "20000",
+            "--record-size",
+            "100",
+            "--throughput",
+            "-1",
+            "--partitions",
+            "4",
+            "--consumers",
+            "2",
+            "--group",
+            "--report-interval",
+            "0",
+            "--no-results",
+            "--spindle-arg=--group-initial-rebalance-delay-ms=0",
+        ],
+        scratch.path(),
+    )?;
+    let stdout = check(&out)?;
+    assert!(
+        stdout.contains("totals: sent 20000 acked 20000 consumed 20000 errors 0;"),
         "{stdout}"
     );
     Ok(())
