@@ -3,9 +3,9 @@
 //! version, as `kafka-protocol`'s `ApiKey` knows them; response headers
 //! likewise (ApiVersions always answers with header v0).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::{DecodeError, EncodeError};
 
@@ -50,12 +50,25 @@ pub fn decode_request_header(frame: &mut BytesMut) -> Result<(ApiKey, RequestHea
             version: header_version,
         });
     }
-    let mut bytes = frame.split().freeze();
-    let header = RequestHeader::decode(&mut bytes, header_version)
-        .map_err(|e| DecodeError::Malformed(format!("request header: {e}")))?;
-    // Give the body back as an owned buffer: unique when nothing else holds
-    // the frame, so this is a move, not a copy.
-    *frame = BytesMut::from(bytes);
+    // Parsed from the slice, the client id copied out: decoding into the
+    // generated type would keep a reference into the frame, and the body
+    // could then only be had back as a BytesMut by copying all of it (a
+    // whole produce request, every time).
+    let mut r = crate::wire::Reader::new(frame);
+    r.take(8)?;
+    let client_id = r
+        .nullable_string(false)?
+        .map(|c| StrBytes::from_string(c.to_string()));
+    if header_version >= 2 {
+        r.skip_tagged_fields()?;
+    }
+    let len = r.position();
+    frame.advance(len);
+    let header = RequestHeader::default()
+        .with_request_api_key(prefix.api_key)
+        .with_request_api_version(prefix.api_version)
+        .with_correlation_id(prefix.correlation_id)
+        .with_client_id(client_id);
     Ok((api_key, header))
 }
 
@@ -114,8 +127,7 @@ pub fn encode_response<R: Encodable>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::{ApiVersionsResponse, MetadataRequest};
-    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::messages::{ApiVersionsResponse, MetadataRequest, ProduceRequest};
     use proptest::prelude::*;
 
     fn request_frame(
@@ -157,6 +169,18 @@ mod tests {
             let mut frame = BytesMut::from(&data[..]);
             let _ = decode_request_header(&mut frame);
         }
+    }
+
+    #[test]
+    fn the_body_stays_in_the_frame_buffer() {
+        // The body handed back is the same memory, not a copy of it.
+        let req = ProduceRequest::default();
+        let mut frame = request_frame(ApiKey::Produce, 9, 1, Some("c"), &req);
+        frame.extend_from_slice(&[7u8; 4096]);
+        let end = frame.as_ptr() as usize + frame.len();
+        decode_request_header(&mut frame).unwrap();
+        assert_eq!(frame.as_ptr() as usize + frame.len(), end);
+        assert_eq!(&frame[frame.len() - 4096..], &[7u8; 4096][..]);
     }
 
     #[test]
