@@ -7,7 +7,7 @@ use common::*;
 use proptest::prelude::*;
 use spindle_engine::storage::SimDisk;
 use spindle_engine::{
-    AppendError, BatchCache, FlushMode, LogConfig, PartitionLog, ReadChunk, ReadError,
+    AppendError, BatchCache, FlushMode, LogConfig, PartitionLog, ReadChunk, ReadError, WriteBudget,
 };
 use std::path::PathBuf;
 
@@ -328,4 +328,60 @@ fn wait_for_data_wakes_on_append_and_close() {
         log.close().await.unwrap();
         closed.await;
     });
+}
+
+/// Appends `calls` batches of 3 MiB round-robin to `logs` logs under
+/// flush=never sharing one write budget; returns the budget's peak.
+fn write_behind_peak(budget_bytes: u64, logs: usize) -> u64 {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let root = dir.path().to_path_buf();
+    run(async move {
+        let cache = BatchCache::new(0);
+        let budget = WriteBudget::new(budget_bytes);
+        let mut opened = Vec::new();
+        for i in 0..logs {
+            let log = PartitionLog::open(
+                root.join(format!("wb-{i}")),
+                LogConfig {
+                    flush: FlushMode::Never,
+                    ..LogConfig::default()
+                },
+                cache.clone(),
+            )
+            .await
+            .unwrap();
+            log.set_write_budget(budget.clone());
+            opened.push(log);
+        }
+        for (i, log) in opened.iter().enumerate() {
+            log.append(batch(i as u64, 1, 1_000, 3 << 20))
+                .await
+                .unwrap();
+        }
+        let peak = budget.used_bytes_peak();
+        for log in &opened {
+            log.close().await.unwrap();
+            assert_eq!(log.log_end_offset(), 1);
+        }
+        assert_eq!(budget.used_bytes(), 0, "closed logs hold no budget");
+        peak
+    })
+}
+
+#[test]
+fn write_budget_caps_unwritten_bytes_per_shard() {
+    // Appends return before their bytes are written (flush=never), so
+    // without a shard budget 8 logs hold 8 x 3 MiB unwritten at once...
+    let unbounded = write_behind_peak(1 << 40, 8);
+    assert!(unbounded >= 24 << 20, "peak {unbounded} without a budget");
+    // ...and with one, each log over budget waits for its own full buffers:
+    // the sum stays within the budget plus, per log, one partial 1 MiB
+    // buffer, plus one 3 MiB call.
+    let budget = 4 << 20;
+    let bounded = write_behind_peak(budget, 8);
+    let bound = budget + 8 * (1 << 20) + (3 << 20);
+    assert!(
+        bounded <= bound,
+        "peak {bounded} over the bound {bound} with a budget of {budget}"
+    );
 }
