@@ -6,7 +6,8 @@
 //! [`listener`] and [`connection`] (the network seam: the only modules
 //! naming glommio sockets), [`dispatch`] (frame to API module), one module
 //! per Kafka API, [`catalog`] (topic metadata, single writer), [`sendfile`]
-//! (cold reads off the reactor).
+//! (cold reads off the reactor), [`limits`] (connection limits, rate-limited
+//! connection logs), [`metrics`] (Prometheus `/metrics` on a helper thread).
 
 pub mod api_versions;
 pub mod catalog;
@@ -22,9 +23,11 @@ pub mod dispatch;
 pub mod errors;
 pub mod fetch;
 pub mod init_producer_id;
+pub mod limits;
 pub mod list_offsets;
 pub mod listener;
 pub mod metadata;
+pub mod metrics;
 pub mod produce;
 pub mod sendfile;
 pub mod server;

@@ -14,13 +14,15 @@ use std::time::Duration;
 use bytes::BytesMut;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::sync::Semaphore;
-use spindle_engine::{AppendInfo, BatchCache, PartitionLog, ReadResult};
+use spindle_engine::{AppendInfo, BatchCache, CacheStats, PartitionLog, ReadResult, WriteBudget};
 use tracing::{debug, warn};
 
 use crate::catalog::{Catalog, Snapshot};
 use crate::config::Config;
 use crate::errors;
+use crate::limits::ConnLogs;
 use crate::listener::HandOff;
+use crate::metrics::ShardMetrics;
 use crate::sendfile::SendfilePool;
 use crate::topic_config;
 
@@ -102,7 +104,12 @@ pub struct Shard {
     /// Serialises opening logs so one partition is never opened twice.
     open_lock: Semaphore,
     cache: Rc<BatchCache>,
+    write_budget: Rc<WriteBudget>,
     peers: Senders<ShardMsg>,
+    /// Counters for `/metrics`, this shard's alone.
+    pub metrics: ShardMetrics,
+    /// Rate limits on connection-event logs.
+    pub conn_logs: ConnLogs,
 }
 
 impl Shard {
@@ -117,6 +124,7 @@ impl Shard {
         peers: Senders<ShardMsg>,
     ) -> Rc<Shard> {
         let cache = BatchCache::new(config.cache_bytes_per_shard);
+        let write_budget = WriteBudget::new(config.write_behind_bytes_per_shard);
         Rc::new(Shard {
             id,
             config,
@@ -127,8 +135,28 @@ impl Shard {
             logs: RefCell::new(HashMap::new()),
             open_lock: Semaphore::new(1),
             cache,
+            write_budget,
             peers,
+            metrics: ShardMetrics::default(),
+            conn_logs: ConnLogs::default(),
         })
+    }
+
+    /// The partition logs open on this shard.
+    pub fn open_logs(&self) -> Vec<((String, i32), Rc<PartitionLog>)> {
+        self.logs
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    pub fn write_budget(&self) -> &WriteBudget {
+        &self.write_budget
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -212,6 +240,7 @@ impl Shard {
         let cfg = topic_config::log_config(&self.config, &meta.configs);
         match PartitionLog::open(dir.clone(), cfg, self.cache.clone()).await {
             Ok(log) => {
+                log.set_write_budget(self.write_budget.clone());
                 debug!(shard = self.id, topic, partition, "opened partition log");
                 self.logs.borrow_mut().insert(key, log.clone());
                 Ok(log)
