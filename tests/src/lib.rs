@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub mod hostile;
+pub mod wire;
+
 /// How long a broker may take to print `listening on`.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client command may run before it is killed.
@@ -156,6 +159,13 @@ impl Broker {
             .expect("addr has a port")
     }
 
+    /// `HOST:PORT` of the metrics endpoint, from the broker's
+    /// `serving metrics on HOST:PORT` line (started with
+    /// `--metrics-listen`).
+    pub fn metrics_addr(&self) -> Option<String> {
+        self.log().lines().rev().find_map(parse_metrics_line)
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -244,6 +254,16 @@ pub fn parse_listening(line: &str) -> Option<String> {
         .chars()
         .take_while(|c| !c.is_whitespace() && *c != ',' && *c != '"')
         .collect();
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .filter(|p| *p != 0)
+        .map(|_| addr)
+}
+
+/// Extract `HOST:PORT` from a line containing `serving metrics on HOST:PORT`.
+pub fn parse_metrics_line(line: &str) -> Option<String> {
+    let rest = &line[line.find("serving metrics on ")? + "serving metrics on ".len()..];
+    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
     addr.rsplit_once(':')
         .and_then(|(_, p)| p.parse::<u16>().ok())
         .filter(|p| *p != 0)
