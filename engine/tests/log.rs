@@ -385,3 +385,35 @@ fn write_budget_caps_unwritten_bytes_per_shard() {
         "peak {bounded} over the bound {bound} with a budget of {budget}"
     );
 }
+
+/// `to` as a path relative to the current directory.
+fn relative_to_cwd(to: &std::path::Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap();
+    let common = cwd
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut rel = PathBuf::new();
+    for _ in common..cwd.components().count() {
+        rel.push("..");
+    }
+    rel.extend(to.components().skip(common));
+    rel
+}
+
+#[test]
+fn a_log_under_a_relative_path_syncs_its_directory() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = relative_to_cwd(&dir.path().join("rel-0"));
+    assert!(path.is_relative());
+    run(async move {
+        let log = PartitionLog::open(path, small_cfg(FlushMode::Batch), BatchCache::new(0))
+            .await
+            .unwrap();
+        // The first append creates a segment and syncs the directory.
+        log.append(batch(1, 1, 1_000, 10)).await.unwrap();
+        assert!(!log.is_poisoned());
+        log.close().await.unwrap();
+    });
+}

@@ -154,7 +154,11 @@ impl Storage for DmaStorage {
         Ok(names)
     }
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let d = glommio::io::Directory::open(dir).await?;
+        // glommio opens a directory given by a relative path with a bad
+        // descriptor (EBADF), which poisoned every log under a relative
+        // data dir (the default ./data) at its first segment.
+        let dir = std::path::absolute(dir)?;
+        let d = glommio::io::Directory::open(&dir).await?;
         d.sync().await?;
         Ok(d.close().await?)
     }
