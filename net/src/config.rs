@@ -12,9 +12,10 @@ use spindle_engine::{FlushMode, LogConfig};
 use crate::constants::{
     CACHE_MB_PER_SHARD_DEFAULT, CONNECTIONS_MAX_DEFAULT, CONNECTIONS_PER_IP_MAX_DEFAULT,
     CONNECTION_IDLE_MS_DEFAULT, INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT,
-    INFLIGHT_REQUESTS_PER_CONNECTION_MAX, MEMORY_MB_PER_SHARD_MAX, REQUEST_BYTES_MAX_DEFAULT,
-    REQUEST_BYTES_MAX_LIMIT, REQUEST_BYTES_MAX_MIN, REQUEST_READ_TIMEOUT_MS_DEFAULT,
-    SEND_STALL_TIMEOUT_MS_DEFAULT, TIMEOUT_MS_MIN, WRITE_BEHIND_MB_PER_SHARD_DEFAULT,
+    INFLIGHT_REQUESTS_PER_CONNECTION_MAX, INFLIGHT_REQUEST_MB_PER_SHARD_DEFAULT,
+    MEMORY_MB_PER_SHARD_MAX, REQUEST_BYTES_MAX_DEFAULT, REQUEST_BYTES_MAX_LIMIT,
+    REQUEST_BYTES_MAX_MIN, REQUEST_READ_TIMEOUT_MS_DEFAULT, SEND_STALL_TIMEOUT_MS_DEFAULT,
+    TIMEOUT_MS_MIN, WRITE_BEHIND_MB_PER_SHARD_DEFAULT,
 };
 
 /// Spindle: a Kafka-compatible broker, thread-per-core on io_uring.
@@ -83,6 +84,12 @@ pub struct Args {
     /// Default 32.
     #[arg(long, value_name = "N")]
     pub max_inflight_requests: Option<u32>,
+    /// Request bytes read but not yet answered, per shard over all its
+    /// connections, in MiB (Kafka's queued.max.request.bytes); reading
+    /// pauses beyond it. Raised to the request size limit if below it.
+    /// Default 512.
+    #[arg(long, value_name = "MIB")]
+    pub inflight_request_mb: Option<u64>,
     /// Batch cache (recent batches served from memory) per shard, in MiB.
     /// Default 256.
     #[arg(long, value_name = "MIB")]
@@ -132,6 +139,7 @@ struct FileConfig {
     max_connections: Option<u32>,
     max_connections_per_ip: Option<u32>,
     max_inflight_requests: Option<u32>,
+    inflight_request_mb: Option<u64>,
     cache_mb: Option<u64>,
     write_behind_mb: Option<u64>,
     connections_max_idle_ms: Option<u64>,
@@ -157,6 +165,8 @@ pub struct Config {
     pub connections_max: u32,
     pub connections_per_ip_max: u32,
     pub inflight_requests_per_connection: u32,
+    /// At least `request_bytes_max`.
+    pub inflight_request_bytes_per_shard: u64,
     pub cache_bytes_per_shard: u64,
     pub write_behind_bytes_per_shard: u64,
     pub connection_idle_ms: u64,
@@ -268,6 +278,8 @@ impl Config {
                 .unwrap_or(CONNECTIONS_MAX_DEFAULT),
             connections_per_ip_max: limits.connections_per_ip_max,
             inflight_requests_per_connection: limits.inflight_requests,
+            inflight_request_bytes_per_shard: (limits.inflight_request_mb << 20)
+                .max(u64::from(request_bytes_max)),
             cache_bytes_per_shard: limits.cache_mb << 20,
             write_behind_bytes_per_shard: limits.write_behind_mb << 20,
             connection_idle_ms: limits.idle_ms,
@@ -283,6 +295,7 @@ impl Config {
 struct LimitArgs {
     connections_per_ip_max: Option<u32>,
     inflight_requests: Option<u32>,
+    inflight_request_mb: Option<u64>,
     cache_mb: Option<u64>,
     write_behind_mb: Option<u64>,
     idle_ms: Option<u64>,
@@ -294,6 +307,7 @@ fn args_limits(a: &Args) -> LimitArgs {
     LimitArgs {
         connections_per_ip_max: a.max_connections_per_ip,
         inflight_requests: a.max_inflight_requests,
+        inflight_request_mb: a.inflight_request_mb,
         cache_mb: a.cache_mb,
         write_behind_mb: a.write_behind_mb,
         idle_ms: a.connections_max_idle_ms,
@@ -306,6 +320,7 @@ fn file_limits(f: &FileConfig) -> LimitArgs {
     LimitArgs {
         connections_per_ip_max: f.max_connections_per_ip,
         inflight_requests: f.max_inflight_requests,
+        inflight_request_mb: f.inflight_request_mb,
         cache_mb: f.cache_mb,
         write_behind_mb: f.write_behind_mb,
         idle_ms: f.connections_max_idle_ms,
@@ -318,6 +333,7 @@ fn file_limits(f: &FileConfig) -> LimitArgs {
 struct Limits {
     connections_per_ip_max: u32,
     inflight_requests: u32,
+    inflight_request_mb: u64,
     cache_mb: u64,
     write_behind_mb: u64,
     idle_ms: u64,
@@ -336,6 +352,10 @@ impl Limits {
                 .inflight_requests
                 .or(file.inflight_requests)
                 .unwrap_or(INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT),
+            inflight_request_mb: flag
+                .inflight_request_mb
+                .or(file.inflight_request_mb)
+                .unwrap_or(INFLIGHT_REQUEST_MB_PER_SHARD_DEFAULT),
             cache_mb: flag
                 .cache_mb
                 .or(file.cache_mb)
@@ -464,6 +484,19 @@ mod tests {
             INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT
         );
         assert_eq!(c.write_behind_bytes_per_shard, 128 << 20);
+        assert_eq!(c.inflight_request_bytes_per_shard, 512 << 20);
+        let small = [
+            "spindle",
+            "--inflight-request-mb",
+            "1",
+            "--max-request-bytes",
+            "3000000",
+        ];
+        let c2 = Config::from_args(Args::parse_from(small)).unwrap();
+        assert_eq!(
+            c2.inflight_request_bytes_per_shard, 3_000_000,
+            "never below a frame"
+        );
         assert_eq!(c.connection_idle_ms, 600_000);
         assert_eq!(c.metrics_listen, None);
         let dir = tempfile::tempdir().unwrap();

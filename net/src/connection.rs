@@ -3,8 +3,9 @@
 //! pipelined, and their appends start in arrival order); a writer task
 //! awaits the handlers in order and writes their responses. At most
 //! `--max-inflight-requests` requests (and INFLIGHT_BYTES_PER_CONNECTION
-//! request bytes) are in flight: beyond that the reader stops reading,
-//! which is the producer's backpressure.
+//! request bytes) are in flight, and the shard's connections together
+//! hold at most `--inflight-request-mb` request bytes: beyond that the
+//! reader stops reading, which is the producer's backpressure.
 //!
 //! Timeouts, so that no client holds a connection's resources forever: a
 //! request half received for `--request-read-timeout-ms` (slow loris), a
@@ -120,8 +121,33 @@ struct Pending {
     task: Task<Outcome>,
     /// Request bytes it holds of the connection's in-flight budget.
     bytes: u64,
+    /// The same bytes of the shard's budget, given back on drop (a
+    /// request dropped unanswered, when its connection ends, included).
+    _shard_bytes: ShardBytes,
     api_key: i16,
     read_at: Instant,
+}
+
+/// Bytes taken from the shard's `--inflight-request-mb` budget.
+struct ShardBytes {
+    shard: Rc<Shard>,
+    bytes: u64,
+}
+
+impl ShardBytes {
+    async fn take(shard: &Rc<Shard>, bytes: u64) -> Option<ShardBytes> {
+        shard.request_bytes.acquire(bytes).await.ok()?;
+        Some(ShardBytes {
+            shard: shard.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for ShardBytes {
+    fn drop(&mut self) {
+        self.shard.request_bytes.signal(self.bytes);
+    }
 }
 
 /// Per-connection in-flight bounds: requests and request bytes.
@@ -232,6 +258,11 @@ async fn read_loop(
                     {
                         return ReadEnd::Done;
                     }
+                    let shard_max = shard.config.inflight_request_bytes_per_shard;
+                    let Some(shard_bytes) = ShardBytes::take(shard, bytes.min(shard_max)).await
+                    else {
+                        return ReadEnd::Done;
+                    };
                     partial_since = None;
                     let api_key = frame
                         .get(..2)
@@ -239,6 +270,7 @@ async fn read_loop(
                     let pending = Pending {
                         task: glommio::spawn_local(dispatch(shard.clone(), frame)),
                         bytes,
+                        _shard_bytes: shard_bytes,
                         api_key,
                         read_at: Instant::now(),
                     };

@@ -23,9 +23,14 @@ pub const INFLIGHT_REQUESTS_PER_CONNECTION_MAX: u32 = 1_024;
 /// disk, per shard, under flush=interval and flush=never (each log also
 /// holds to the engine's WRITE_BEHIND_BYTES_MAX).
 pub const WRITE_BEHIND_MB_PER_SHARD_DEFAULT: u64 = 128;
+/// Default for `--inflight-request-mb`: request bytes read and not yet
+/// answered on one shard, over all its connections (Kafka's
+/// queued.max.request.bytes, per shard). Never below the frame limit.
+pub const INFLIGHT_REQUEST_MB_PER_SHARD_DEFAULT: u64 = 512;
 /// Default for `--cache-mb` (batch cache per shard).
 pub const CACHE_MB_PER_SHARD_DEFAULT: u64 = 256;
-/// Largest `--cache-mb` and `--write-behind-mb` accepted (1 TiB).
+/// Largest `--cache-mb`, `--write-behind-mb` and `--inflight-request-mb`
+/// accepted (1 TiB).
 pub const MEMORY_MB_PER_SHARD_MAX: u64 = 1 << 20;
 /// Default for `--connections-max-idle-ms` (Kafka's
 /// `connections.max.idle.ms`): a connection with nothing read, nothing in

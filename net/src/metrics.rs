@@ -368,6 +368,24 @@ fn connection_families(shard: &Shard, out: &mut Report) {
         closed.push(&[("reason", r.label())], m.closed[i].get() as f64);
     }
     out.push(closed);
+    let max = shard.config.inflight_request_bytes_per_shard;
+    let held = max.saturating_sub(shard.request_bytes.available());
+    out.push(
+        Family::new(
+            "spindle_inflight_request_bytes",
+            Kind::Gauge,
+            "Request bytes read and not yet answered.",
+        )
+        .sample(&[], held as f64),
+    );
+    out.push(
+        Family::new(
+            "spindle_inflight_request_budget_bytes",
+            Kind::Gauge,
+            "The in-flight request budget (--inflight-request-mb, all shards).",
+        )
+        .sample(&[], max as f64),
+    );
 }
 
 fn partition_families(shard: &Shard, out: &mut Report) {

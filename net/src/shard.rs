@@ -110,6 +110,9 @@ pub struct Shard {
     pub metrics: ShardMetrics,
     /// Rate limits on connection-event logs.
     pub conn_logs: ConnLogs,
+    /// Request bytes read and not yet answered over this shard's
+    /// connections (`--inflight-request-mb`).
+    pub request_bytes: Semaphore,
 }
 
 impl Shard {
@@ -124,6 +127,7 @@ impl Shard {
         peers: Senders<ShardMsg>,
     ) -> Rc<Shard> {
         let cache = BatchCache::new(config.cache_bytes_per_shard);
+        let request_bytes = Semaphore::new(config.inflight_request_bytes_per_shard);
         let write_budget = WriteBudget::new(config.write_behind_bytes_per_shard);
         Rc::new(Shard {
             id,
@@ -139,6 +143,7 @@ impl Shard {
             peers,
             metrics: ShardMetrics::default(),
             conn_logs: ConnLogs::default(),
+            request_bytes,
         })
     }
 

@@ -92,18 +92,20 @@ fn total_connection_limit_at_its_edge() -> Result<()> {
     )
 }
 
-/// A Produce v3 frame whose size (after the prefix) is exactly `size`.
+/// A Produce v3 frame whose size (after the prefix) is exactly `size`
+/// (acks=-1, correlation id 1): the record's value pads it.
 fn produce_of_frame_size(topic: &str, size: usize) -> Result<Vec<u8>> {
-    let base = produce_v3(1, -1, topic, 0, &batch(&[&[b'x'; 200]], 0)).len() - 4;
-    ensure!(size > base, "frame size {size} too small");
-    let value = vec![b'x'; 200 + size - base];
-    let f = produce_v3(1, -1, topic, 0, &batch(&[&value], 0));
-    ensure!(
-        f.len() - 4 == size,
-        "built {} bytes, not {size}",
-        f.len() - 4
-    );
-    Ok(f)
+    let build = |n: usize| produce_v3(1, -1, topic, 0, &batch(&[&vec![b'x'; n]], 0));
+    let mut n = size.saturating_sub(build(0).len() - 4);
+    // Varint lengths grow with the value: converge in a few steps.
+    for _ in 0..8 {
+        let got = build(n).len() - 4;
+        if got == size {
+            return Ok(build(n));
+        }
+        n = (n + size).checked_sub(got).context("size too small")?;
+    }
+    anyhow::bail!("no produce frame of exactly {size} bytes")
 }
 
 #[test]
@@ -298,5 +300,95 @@ fn cache_and_write_behind_limits_come_from_the_flags() -> Result<()> {
     ensure!(
         value_of("spindle_write_behind_bytes")? <= 2.0 * 3.0 * 1048576.0 + 2.0 * 2.0 * 1048576.0
     );
+    Ok(())
+}
+
+/// A Fetch v4 long poll of "lp" whose frame (after the prefix) is
+/// exactly `size` bytes: the client id pads it.
+fn long_poll_of_frame_size(corr: i32, max_wait_ms: i32, size: usize) -> Result<Vec<u8>> {
+    let unpadded = fetch_v4(corr, "lp", 0, 0, max_wait_ms, 1, 1 << 20);
+    // Header: key, version, correlation id, then the client id string.
+    let body = &unpadded[4 + 8 + 2 + "limits-test".len()..];
+    let id_len = size
+        .checked_sub(8 + 2 + body.len())
+        .context("size too small")?;
+    let mut v = Vec::new();
+    v.extend_from_slice(&1i16.to_be_bytes());
+    v.extend_from_slice(&4i16.to_be_bytes());
+    v.extend_from_slice(&corr.to_be_bytes());
+    put_str(&mut v, &"p".repeat(id_len));
+    v.extend_from_slice(body);
+    ensure!(v.len() == size, "built {} bytes, not {size}", v.len());
+    Ok(spindle_tests::wire::frame(&v))
+}
+
+fn scrape_value(metrics: &str, sample: &str) -> Result<f64> {
+    let (status, text) = spindle_tests::wire::http_get(metrics, "/metrics")?;
+    ensure!(status == 200, "status {status}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
+        .with_context(|| format!("{sample} missing"))?
+        .parse()
+        .context("value")
+}
+
+#[test]
+fn shard_request_bytes_limit_at_its_edge() -> Result<()> {
+    let b = Broker::start(
+        "shard-bytes",
+        &[
+            "--shards",
+            "1",
+            "--max-request-bytes",
+            "65536",
+            "--inflight-request-mb",
+            "1",
+            "--max-inflight-requests",
+            "64",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    )?;
+    let m = b.metrics_addr().context("metrics address")?;
+    create_topic(b.addr(), "lp", 1)?;
+    create_topic(b.addr(), "mark", 1)?;
+    let mark_end = "spindle_partition_log_end_offset{topic=\"mark\",partition=\"0\"}";
+    let held = "spindle_inflight_request_bytes";
+    // Exactly the shard's budget on one connection: 31 parked polls and a
+    // Produce, 32 KiB each. All are read; the Produce is appended.
+    let frame = 32 << 10;
+    let mut a = connect(b.addr())?;
+    for corr in 0..31 {
+        a.write_all(&long_poll_of_frame_size(corr, 6_000, frame)?)?;
+    }
+    a.write_all(&produce_of_frame_size("mark", frame)?)?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while scrape_value(&m, mark_end)? != 1.0 {
+        ensure!(
+            Instant::now() < deadline,
+            "the produce at the budget's edge was not read"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ensure!(
+        scrape_value(&m, held)? == f64::from(1u32 << 20),
+        "bytes held"
+    );
+    // Any byte more waits: another connection's small Produce is not read.
+    let mut c = connect(b.addr())?;
+    c.write_all(&produce_v3(7, 1, "mark", 0, &batch(&[b"over"], 0)))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    ensure!(
+        scrape_value(&m, mark_end)? == 1.0,
+        "a request over the shard budget was read"
+    );
+    // The polls time out and free the budget; the waiting Produce goes in.
+    let resp = read_frame(&mut c)?.context("the waiting produce was never answered")?;
+    ensure!(parse_produce_v3(&resp, 7)? == (0, 1), "the waiting produce");
+    for corr in 0..31 {
+        let (err, _, _) = parse_fetch_v4(&read_frame(&mut a)?.context("poll")?, corr)?;
+        ensure!(err == 0, "poll {corr}: error {err}");
+    }
+    ensure!(parse_produce_v3(&read_frame(&mut a)?.context("produce")?, 1)? == (0, 0));
     Ok(())
 }
