@@ -167,6 +167,12 @@ impl ShardMetrics {
     pub fn register_collector(&self, collector: Collector) {
         self.collectors.borrow_mut().push(collector);
     }
+
+    fn run_collectors(&self, out: &mut Vec<Family>) {
+        for f in self.collectors.borrow().iter() {
+            f(out);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,9 +272,7 @@ pub fn report(shard: &Shard) -> Report {
     ));
     connection_families(shard, &mut out);
     partition_families(shard, &mut out);
-    for f in m.collectors.borrow().iter() {
-        f(&mut out);
-    }
+    m.run_collectors(&mut out);
     out
 }
 
@@ -723,6 +727,28 @@ mod tests {
             "# HELP x_total x\n# TYPE x_total counter\nx_total{k=\"1\"} 5\nx_total{k=\"2\"} 1\n\
              # HELP y y\n# TYPE y gauge\ny 7.5\n"
         );
+    }
+
+    #[test]
+    fn registered_collectors_run_at_each_scrape() {
+        let m = ShardMetrics::default();
+        let lag = Rc::new(Cell::new(7.0));
+        let seen = lag.clone();
+        m.register_collector(Box::new(move |out| {
+            out.push(
+                Family::new("spindle_consumer_group_lag", Kind::Gauge, "lag").sample(
+                    &[("group", "g"), ("topic", "t"), ("partition", "0")],
+                    seen.get(),
+                ),
+            );
+        }));
+        let mut first = Vec::new();
+        m.run_collectors(&mut first);
+        lag.set(3.0);
+        let mut second = Vec::new();
+        m.run_collectors(&mut second);
+        assert_eq!(first[0].samples[0].value, 7.0);
+        assert_eq!(second[0].samples[0].value, 3.0, "collected fresh each time");
     }
 
     #[test]

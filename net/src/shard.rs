@@ -15,7 +15,7 @@ use bytes::BytesMut;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::sync::Semaphore;
 use spindle_engine::{AppendInfo, BatchCache, CacheStats, PartitionLog, ReadResult, WriteBudget};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::catalog::{Catalog, Snapshot};
 use crate::config::Config;
@@ -334,15 +334,23 @@ impl Shard {
         }
     }
 
-    /// Opens every partition this shard owns (recovery runs here).
+    /// Opens every partition this shard owns (recovery runs here; the
+    /// engine logs each recovery, a failure to open is a warning).
     pub async fn open_all(&self) {
         let snap = self.snapshot();
+        let (mut opened, mut failed) = (0u32, 0u32);
         for t in snap.topics.values() {
             for (p, &owner) in t.owners.iter().enumerate() {
                 if owner == self.id {
-                    let _ = self.log(&t.name, p as i32).await;
+                    match self.log(&t.name, p as i32).await {
+                        Ok(_) => opened += 1,
+                        Err(_) => failed += 1,
+                    }
                 }
             }
+        }
+        if opened + failed > 0 {
+            info!(shard = self.id, opened, failed, "partition logs opened");
         }
     }
 
