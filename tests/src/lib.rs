@@ -90,6 +90,22 @@ impl Broker {
         Ok(broker)
     }
 
+    /// Start a broker on 127.0.0.1:0 with its data in `data_dir` (for a
+    /// filesystem the test made), and `extra_args`.
+    pub fn start_in(name: &str, data_dir: &Path, extra_args: &[&str]) -> Result<Broker> {
+        let mut broker = Broker {
+            child: None,
+            addr: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log: Arc::new(Mutex::new(String::new())),
+            _scratch: None,
+        };
+        let _ = name;
+        broker.spawn("127.0.0.1:0")?;
+        Ok(broker)
+    }
+
     fn spawn(&mut self, listen: &str) -> Result<()> {
         let mut cmd = Command::new(spindle_bin());
         cmd.arg("--listen")
