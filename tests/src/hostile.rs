@@ -157,10 +157,11 @@ pub fn drip(
 }
 
 /// Consumers that pipeline `fetches` Fetch requests of up to `max_bytes`
-/// from offset 0 and never read their sockets.
+/// from `offset` and never read their sockets.
 pub fn non_reading_consumers(
     addr: &str,
     topic: &str,
+    offset: i64,
     n: usize,
     fetches: usize,
     max_bytes: i32,
@@ -169,7 +170,7 @@ pub fn non_reading_consumers(
     for _ in 0..n {
         let mut s = connect(addr)?;
         for i in 0..fetches {
-            s.write_all(&fetch_v4(i as i32, topic, 0, 0, 0, 0, max_bytes))?;
+            s.write_all(&fetch_v4(i as i32, topic, 0, offset, 0, 0, max_bytes))?;
         }
         v.push(s);
     }

@@ -223,8 +223,8 @@ fn consumers_that_stop_reading_are_cut_off() -> Result<()> {
         ],
     )?;
     create_topic(b.addr(), "big", 1)?;
-    // 16 MiB to fetch from offset 0: cold, so sent with sendfile (the
-    // cache keeps the last 4 MiB per shard).
+    // 16 MiB to fetch: from offset 0 it is cold, sent with sendfile; from
+    // offset 52 it is in the cache (the last 4 MiB), written from memory.
     let mut s = connect(b.addr())?;
     let value = vec![b'b'; 256 << 10];
     for i in 0..64 {
@@ -236,7 +236,8 @@ fn consumers_that_stop_reading_are_cut_off() -> Result<()> {
     let n = 8;
     let (_, peak) = with_good_client(&b, || {
         // Each pipelines 32 fetches of up to 4 MiB and never reads.
-        let _hostile = non_reading_consumers(b.addr(), "big", n, 32, 4 << 20)?;
+        let _cold = non_reading_consumers(b.addr(), "big", 0, n / 2, 32, 4 << 20)?;
+        let _hot = non_reading_consumers(b.addr(), "big", 52, n / 2, 32, 4 << 20)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let stalled = metric(

@@ -156,7 +156,7 @@ fn main() -> Result<()> {
             Ok(())
         },
         |b, d| {
-            let hostile = non_reading_consumers(b.addr(), "big", nr_n, 32, 4 << 20)?;
+            let hostile = non_reading_consumers(b.addr(), "big", 0, nr_n, 32, 4 << 20)?;
             std::thread::sleep(d);
             Ok(format!(
                 "{} connections held; stall timeout 5 s",
