@@ -44,6 +44,10 @@ pub const RECOVERY_READ_BYTES: usize = 16 << 20;
 /// Recovery splits its reads into concurrent reads of this size.
 pub const READ_CHUNK_BYTES: usize = 2 << 20;
 
+/// Bytes recovery reads where the valid log ends to tell a never-written
+/// (zero) tail from a torn or corrupt one: one block.
+pub const TAIL_PROBE_BYTES: usize = 4096;
+
 /// Recovery logs its progress every this many bytes scanned.
 pub const RECOVERY_PROGRESS_BYTES: u64 = 256 << 20;
 

@@ -20,6 +20,7 @@ mod segment_appender;
 pub mod segment_index;
 mod signal;
 pub mod storage;
+pub mod write_budget;
 
 pub use batch::BatchHeader;
 pub use batch_cache::{BatchCache, CacheStats};
@@ -27,3 +28,4 @@ pub use config::{FlushMode, LogConfig, ParseFlushModeError};
 pub use error::{AppendError, ReadError, RecoveryError};
 pub use log::{AppendInfo, FileRange, PartitionLog, ReadChunk, ReadResult};
 pub use storage::{DmaStorage, Storage};
+pub use write_budget::WriteBudget;

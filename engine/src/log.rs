@@ -23,8 +23,9 @@ use crate::segment::{
 use crate::segment_appender::{align_up, SegmentAppender, WriteOp};
 use crate::signal::Signal;
 use crate::storage::{DmaStorage, IoBuf, Storage, StorageFile};
+use crate::write_budget::WriteBudget;
 use bytes::{Bytes, BytesMut};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::path::{Path, PathBuf};
@@ -118,6 +119,10 @@ pub struct PartitionLog<S: Storage = DmaStorage> {
     dir: PathBuf,
     id: u64,
     cache: Rc<BatchCache>,
+    /// The shard's write-behind budget, if the log was given one.
+    budget: RefCell<Option<Rc<WriteBudget>>>,
+    /// Unwritten bytes of this log last counted in `budget`.
+    budget_held: Cell<u64>,
     me: Weak<PartitionLog<S>>,
     st: RefCell<LogState<S>>,
     hw_signal: Rc<Signal>,
@@ -170,6 +175,8 @@ impl<S: Storage> PartitionLog<S> {
             dir,
             id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
             cache,
+            budget: RefCell::new(None),
+            budget_held: Cell::new(0),
             me: me.clone(),
             st: RefCell::new(LogState {
                 cfg,
@@ -233,6 +240,42 @@ impl<S: Storage> PartitionLog<S> {
         self.st.borrow().cfg.clone()
     }
 
+    /// Counts this log's unwritten bytes in the shard's `budget` from now
+    /// on, and makes its appends wait when the shard is over it.
+    pub fn set_write_budget(&self, budget: Rc<WriteBudget>) {
+        let held = self.budget_held.replace(0);
+        if let Some(old) = self.budget.replace(Some(budget)) {
+            old.adjust(held, 0);
+        }
+        self.account(&self.st.borrow());
+    }
+
+    /// Brings the budget's count of this log's unwritten bytes up to date.
+    fn account(&self, st: &LogState<S>) {
+        if let Some(b) = self.budget.borrow().as_ref() {
+            let now = unwritten_bytes(st);
+            b.adjust(self.budget_held.replace(now), now);
+        }
+    }
+
+    fn release_budget(&self) {
+        if let Some(b) = self.budget.borrow().as_ref() {
+            b.adjust(self.budget_held.replace(0), 0);
+        }
+    }
+
+    /// Done waiting for write-behind: this log is within its own bound,
+    /// and either the shard is within its budget or this log has no full
+    /// buffer left to write (it waits for its own bytes only).
+    fn write_behind_done(&self, st: &LogState<S>) -> bool {
+        let mine = unwritten_bytes(st);
+        let shard_ok = || {
+            mine < write_buf_bytes(&st.cfg) as u64
+                || self.budget.borrow().as_ref().is_none_or(|b| !b.over())
+        };
+        mine <= WRITE_BEHIND_BYTES_MAX && shard_ok()
+    }
+
     /// Resolves the next time the high watermark advances, or the log closes
     /// or is poisoned.
     pub fn wait_for_data(&self) -> impl Future<Output = ()> {
@@ -264,10 +307,8 @@ impl<S: Storage> PartitionLog<S> {
             // Write behind: start writing full buffers at once so the device
             // stays busy; wait only past the bound.
             self.write_behind();
-            self.wait_round(false, false, |st| {
-                unwritten_bytes(st) <= WRITE_BEHIND_BYTES_MAX
-            })
-            .await?;
+            self.wait_round(false, false, |st| self.write_behind_done(st))
+                .await?;
         }
         Ok(info)
     }
@@ -324,6 +365,7 @@ impl<S: Storage> PartitionLog<S> {
             next = h.last_offset() + 1;
         }
         st.next_offset = next;
+        self.account(&st);
         let info = AppendInfo {
             base_offset: base,
             last_offset: next - 1,
@@ -476,6 +518,7 @@ impl<S: Storage> PartitionLog<S> {
                     finalize,
                 });
             }
+            self.account(&st);
             (jobs, st.next_offset, st.cfg.segment_bytes_max)
         };
         let mut dir_dirty = false;
@@ -554,6 +597,9 @@ impl<S: Storage> PartitionLog<S> {
                         .as_mut()
                         .map(|a| a.take(false))
                         .unwrap_or_default();
+                    if !more.is_empty() {
+                        self.account(&self.st.borrow());
+                    }
                     taken += more.len();
                     queued.extend(more);
                 }
@@ -1148,6 +1194,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         let r = self.close_inner().await;
         self.st.borrow_mut().closed = true;
+        self.release_budget();
         self.cache.remove_log(self.id);
         self.hw_signal.notify();
         self.writer_signal.notify();
@@ -1210,6 +1257,7 @@ impl<S: Storage> PartitionLog<S> {
 
 impl<S: Storage> Drop for PartitionLog<S> {
     fn drop(&mut self) {
+        self.release_budget();
         self.cache.remove_log(self.id);
     }
 }

@@ -11,7 +11,7 @@
 //! - the producer snapshot records the state as of its offset.
 
 use crate::config::LogConfig;
-use crate::constants::{RECOVERY_PROGRESS_BYTES, RECOVERY_READ_BYTES};
+use crate::constants::{RECOVERY_PROGRESS_BYTES, RECOVERY_READ_BYTES, TAIL_PROBE_BYTES};
 use crate::error::RecoveryError;
 use crate::log::{new_appender, now_ms, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, SNAPSHOT_FILE};
 use crate::producer_state::ProducerState;
@@ -115,6 +115,8 @@ pub(crate) async fn recover<S: Storage>(
     };
     let now = now_ms();
     let mut segments = Vec::with_capacity(bases.len());
+    // Bytes of torn or corrupt tails cut (not unwritten preallocation).
+    let mut truncated_bytes = 0u64;
     for (i, &base) in bases.iter().enumerate() {
         let last = i + 1 == bases.len();
         let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
@@ -185,7 +187,15 @@ pub(crate) async fn recover<S: Storage>(
                     reason,
                 });
             }
-            tracing::warn!(segment = %seg.log_path.display(), position, dropped_bytes = file_size - position, %reason, "truncating the log's tail");
+            let dropped = file_size - position;
+            if never_written(&file, position).await {
+                // Preallocated or zero-filled space after the last batch:
+                // no data is lost, so no warning.
+                tracing::debug!(segment = %seg.log_path.display(), position, dropped_bytes = dropped, "dropping the log's unwritten tail");
+            } else {
+                tracing::warn!(segment = %seg.log_path.display(), position, dropped_bytes = dropped, %reason, "truncating a torn or corrupt tail");
+                truncated_bytes += dropped;
+            }
             file.truncate(position)
                 .await
                 .map_err(RecoveryError::io(&seg.log_path))?;
@@ -229,8 +239,14 @@ pub(crate) async fn recover<S: Storage>(
     }
     let next_offset = segments.last().map_or(0, |s| s.st.borrow().next_offset);
     producers.truncate_from(next_offset);
-    if progress.scanned >= RECOVERY_PROGRESS_BYTES {
-        tracing::info!(dir = %dir.display(), scanned_mib = progress.scanned >> 20, "recovery done");
+    if !clean {
+        tracing::info!(
+            dir = %dir.display(),
+            scanned_bytes = progress.scanned,
+            truncated_bytes,
+            next_offset,
+            "recovery done"
+        );
     }
     if clean {
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -293,4 +309,13 @@ async fn rewrite_indexes<S: Storage>(
         .await
         .map_err(RecoveryError::io(&tp))?;
     Ok(())
+}
+
+/// Whether the bytes from `position` look never written: a block of
+/// zeros, as preallocation and the zero fill leave.
+async fn never_written<F: StorageFile>(file: &F, position: u64) -> bool {
+    match file.read_at(position, TAIL_PROBE_BYTES).await {
+        Ok(b) => b.as_ref().iter().all(|x| *x == 0),
+        Err(_) => false,
+    }
 }

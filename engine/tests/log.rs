@@ -7,7 +7,7 @@ use common::*;
 use proptest::prelude::*;
 use spindle_engine::storage::SimDisk;
 use spindle_engine::{
-    AppendError, BatchCache, FlushMode, LogConfig, PartitionLog, ReadChunk, ReadError,
+    AppendError, BatchCache, FlushMode, LogConfig, PartitionLog, ReadChunk, ReadError, WriteBudget,
 };
 use std::path::PathBuf;
 
@@ -330,6 +330,94 @@ fn wait_for_data_wakes_on_append_and_close() {
     });
 }
 
+/// Appends `calls` batches of 3 MiB round-robin to `logs` logs under
+/// flush=never sharing one write budget; returns the budget's peak.
+fn write_behind_peak(budget_bytes: u64, logs: usize) -> u64 {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let root = dir.path().to_path_buf();
+    run(async move {
+        let cache = BatchCache::new(0);
+        let budget = WriteBudget::new(budget_bytes);
+        let mut opened = Vec::new();
+        for i in 0..logs {
+            let log = PartitionLog::open(
+                root.join(format!("wb-{i}")),
+                LogConfig {
+                    flush: FlushMode::Never,
+                    ..LogConfig::default()
+                },
+                cache.clone(),
+            )
+            .await
+            .unwrap();
+            log.set_write_budget(budget.clone());
+            opened.push(log);
+        }
+        for (i, log) in opened.iter().enumerate() {
+            log.append(batch(i as u64, 1, 1_000, 3 << 20))
+                .await
+                .unwrap();
+        }
+        let peak = budget.used_bytes_peak();
+        for log in &opened {
+            log.close().await.unwrap();
+            assert_eq!(log.log_end_offset(), 1);
+        }
+        assert_eq!(budget.used_bytes(), 0, "closed logs hold no budget");
+        peak
+    })
+}
+
+#[test]
+fn write_budget_caps_unwritten_bytes_per_shard() {
+    // Appends return before their bytes are written (flush=never), so
+    // without a shard budget 8 logs hold 8 x 3 MiB unwritten at once...
+    let unbounded = write_behind_peak(1 << 40, 8);
+    assert!(unbounded >= 24 << 20, "peak {unbounded} without a budget");
+    // ...and with one, each log over budget waits for its own full buffers:
+    // the sum stays within the budget plus, per log, one partial 1 MiB
+    // buffer, plus one 3 MiB call.
+    let budget = 4 << 20;
+    let bounded = write_behind_peak(budget, 8);
+    let bound = budget + 8 * (1 << 20) + (3 << 20);
+    assert!(
+        bounded <= bound,
+        "peak {bounded} over the bound {bound} with a budget of {budget}"
+    );
+}
+
+/// `to` as a path relative to the current directory.
+fn relative_to_cwd(to: &std::path::Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap();
+    let common = cwd
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut rel = PathBuf::new();
+    for _ in common..cwd.components().count() {
+        rel.push("..");
+    }
+    rel.extend(to.components().skip(common));
+    rel
+}
+
+#[test]
+fn a_log_under_a_relative_path_syncs_its_directory() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = relative_to_cwd(&dir.path().join("rel-0"));
+    assert!(path.is_relative());
+    run(async move {
+        let log = PartitionLog::open(path, small_cfg(FlushMode::Batch), BatchCache::new(0))
+            .await
+            .unwrap();
+        // The first append creates a segment and syncs the directory.
+        log.append(batch(1, 1, 1_000, 10)).await.unwrap();
+        assert!(!log.is_poisoned());
+        log.close().await.unwrap();
+    });
+}
+
 #[test]
 fn delete_segments_below_keeps_the_segment_holding_the_offset() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -374,30 +462,5 @@ fn delete_segments_below_keeps_the_segment_holding_the_offset() {
             .unwrap();
         assert_eq!(log.log_end_offset(), bases[119] + 1);
         assert!(log.log_start_offset() > start);
-    });
-}
-
-#[test]
-fn dma_log_in_a_relative_directory_syncs() {
-    // Found when the broker ran with its default `--data-dir ./data`: the
-    // directory fsync after a segment was created failed with EBADF.
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let cwd = std::env::current_dir().unwrap();
-    let up: PathBuf = cwd.components().skip(1).map(|_| "..").collect();
-    let rel = up
-        .join(dir.path().strip_prefix("/").unwrap())
-        .join("topic-0");
-    assert!(rel.is_relative());
-    run(async move {
-        let cache = BatchCache::new(1 << 20);
-        let log = PartitionLog::open(rel.clone(), small_cfg(FlushMode::Batch), cache)
-            .await
-            .unwrap();
-        for i in 0..40u64 {
-            log.append(batch(i, 1, 1, 3000)).await.unwrap();
-        }
-        assert!(log.segment_count() > 1, "rolled, so a directory was synced");
-        assert!(!log.is_poisoned());
-        log.close().await.unwrap();
     });
 }

@@ -10,7 +10,12 @@ use serde::Deserialize;
 use spindle_engine::{FlushMode, LogConfig};
 
 use crate::constants::{
-    CONNECTIONS_MAX_DEFAULT, OFFSETS_REWRITE_BYTES_DEFAULT, REQUEST_BYTES_MAX_DEFAULT,
+    CACHE_MB_PER_SHARD_DEFAULT, CONNECTIONS_MAX_DEFAULT, CONNECTIONS_PER_IP_MAX_DEFAULT,
+    CONNECTION_IDLE_MS_DEFAULT, INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT,
+    INFLIGHT_REQUESTS_PER_CONNECTION_MAX, INFLIGHT_REQUEST_MB_PER_SHARD_DEFAULT,
+    MEMORY_MB_PER_SHARD_MAX, OFFSETS_REWRITE_BYTES_DEFAULT, REQUEST_BYTES_MAX_DEFAULT,
+    REQUEST_BYTES_MAX_LIMIT, REQUEST_BYTES_MAX_MIN, REQUEST_READ_TIMEOUT_MS_DEFAULT,
+    SEND_STALL_TIMEOUT_MS_DEFAULT, TIMEOUT_MS_MIN, WRITE_BEHIND_MB_PER_SHARD_DEFAULT,
 };
 
 /// Spindle: a Kafka-compatible broker, thread-per-core on io_uring.
@@ -70,6 +75,21 @@ pub struct Args {
     /// Default 10000.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<u32>,
+    /// Connections accepted at once from one client IP address; more are
+    /// closed (Kafka's max.connections.per.ip). Default 1000.
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_ip: Option<u32>,
+    /// Requests one connection may have in flight (read, not yet answered);
+    /// beyond this the broker stops reading that connection. 1-1024.
+    /// Default 32.
+    #[arg(long, value_name = "N")]
+    pub max_inflight_requests: Option<u32>,
+    /// Request bytes read but not yet answered, per shard over all its
+    /// connections, in MiB (Kafka's queued.max.request.bytes); reading
+    /// pauses beyond it. Raised to the request size limit if below it.
+    /// Default 512.
+    #[arg(long, value_name = "MIB")]
+    pub inflight_request_mb: Option<u64>,
     /// Batch cache (recent batches served from memory) per shard, in MiB.
     /// Default 256.
     #[arg(long, value_name = "MIB")]
@@ -110,6 +130,29 @@ pub struct Args {
     /// created. Default 67108864.
     #[arg(long, value_name = "BYTES")]
     pub offsets_rewrite_bytes: Option<u64>,
+    /// Appended bytes waiting to be written to disk, per shard, in MiB,
+    /// under flush=interval and flush=never (flush=batch holds appends
+    /// until their fdatasync instead). Producers wait beyond it. Default 128.
+    #[arg(long, value_name = "MIB")]
+    pub write_behind_mb: Option<u64>,
+    /// Close a connection with nothing read, in flight or half received for
+    /// this long (Kafka's connections.max.idle.ms). Default 600000.
+    #[arg(long, value_name = "MS")]
+    pub connections_max_idle_ms: Option<u64>,
+    /// Once the first byte of a request has arrived, the whole request must
+    /// arrive within this or the connection is closed (time paused by
+    /// backpressure does not count). Default 30000.
+    #[arg(long, value_name = "MS")]
+    pub request_read_timeout_ms: Option<u64>,
+    /// Close a connection whose response writes make no progress for this
+    /// long (the client stopped reading). Default 30000.
+    #[arg(long, value_name = "MS")]
+    pub send_stall_timeout_ms: Option<u64>,
+    /// Serve Prometheus metrics over plain HTTP at http://HOST:PORT/metrics
+    /// (port 0: any free port; the bound one is logged as `serving metrics
+    /// on HOST:PORT`). Default: off.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_listen: Option<String>,
 }
 
 /// The same settings read from `--config FILE`.
@@ -130,6 +173,9 @@ struct FileConfig {
     default_partitions: Option<u32>,
     max_request_bytes: Option<u32>,
     max_connections: Option<u32>,
+    max_connections_per_ip: Option<u32>,
+    max_inflight_requests: Option<u32>,
+    inflight_request_mb: Option<u64>,
     cache_mb: Option<u64>,
     offsets_topic_partitions: Option<u32>,
     offsets_retention_minutes: Option<u64>,
@@ -140,6 +186,11 @@ struct FileConfig {
     group_initial_rebalance_delay_ms: Option<u64>,
     group_max_size: Option<u32>,
     offsets_rewrite_bytes: Option<u64>,
+    write_behind_mb: Option<u64>,
+    connections_max_idle_ms: Option<u64>,
+    request_read_timeout_ms: Option<u64>,
+    send_stall_timeout_ms: Option<u64>,
+    metrics_listen: Option<String>,
 }
 
 /// The resolved configuration.
@@ -157,7 +208,17 @@ pub struct Config {
     pub default_partitions: u32,
     pub request_bytes_max: u32,
     pub connections_max: u32,
+    pub connections_per_ip_max: u32,
+    pub inflight_requests_per_connection: u32,
+    /// At least `request_bytes_max`.
+    pub inflight_request_bytes_per_shard: u64,
     pub cache_bytes_per_shard: u64,
+    pub write_behind_bytes_per_shard: u64,
+    pub connection_idle_ms: u64,
+    pub request_read_timeout_ms: u64,
+    pub send_stall_timeout_ms: u64,
+    /// Where to serve `/metrics`; `None`: no metrics listener.
+    pub metrics_listen: Option<String>,
     /// `None`: as many as shards, when the topic is first created.
     pub offsets_topic_partitions: Option<u32>,
     pub groups: GroupConfig,
@@ -190,6 +251,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let limits = Limits::resolve(&args_limits(&args), &file_limits(&file))?;
         let flush: FlushMode = match args.flush.or(file.flush) {
             Some(s) => s.parse().map_err(|e| anyhow::anyhow!("--flush: {e}"))?,
             None => FlushMode::Batch,
@@ -281,6 +343,21 @@ impl Config {
         if let Some(a) = &advertise {
             split_host_port(a).with_context(|| format!("--advertise {a}"))?;
         }
+        let request_bytes_max = args
+            .max_request_bytes
+            .or(file.max_request_bytes)
+            .unwrap_or(REQUEST_BYTES_MAX_DEFAULT);
+        if !(REQUEST_BYTES_MAX_MIN..=REQUEST_BYTES_MAX_LIMIT).contains(&request_bytes_max) {
+            bail!(
+                "--max-request-bytes must be between {REQUEST_BYTES_MAX_MIN} and {REQUEST_BYTES_MAX_LIMIT}, not {request_bytes_max}"
+            );
+        }
+        let metrics_listen = args.metrics_listen.or(file.metrics_listen);
+        if let Some(m) = &metrics_listen {
+            m.parse::<SocketAddr>().with_context(|| {
+                format!("--metrics-listen {m}: expected HOST:PORT with an IP host")
+            })?;
+        }
         Ok(Config {
             listen,
             data_dir: args
@@ -301,18 +378,141 @@ impl Config {
                 .or(file.auto_create_topics)
                 .unwrap_or(true),
             default_partitions,
-            request_bytes_max: args
-                .max_request_bytes
-                .or(file.max_request_bytes)
-                .unwrap_or(REQUEST_BYTES_MAX_DEFAULT),
+            request_bytes_max,
             connections_max: args
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(CONNECTIONS_MAX_DEFAULT),
-            cache_bytes_per_shard: args.cache_mb.or(file.cache_mb).unwrap_or(256) << 20,
+            connections_per_ip_max: limits.connections_per_ip_max,
+            inflight_requests_per_connection: limits.inflight_requests,
+            inflight_request_bytes_per_shard: (limits.inflight_request_mb << 20)
+                .max(u64::from(request_bytes_max)),
+            cache_bytes_per_shard: limits.cache_mb << 20,
+            write_behind_bytes_per_shard: limits.write_behind_mb << 20,
+            connection_idle_ms: limits.idle_ms,
+            request_read_timeout_ms: limits.request_read_timeout_ms,
+            send_stall_timeout_ms: limits.send_stall_timeout_ms,
+            metrics_listen,
             offsets_topic_partitions,
             groups,
         })
+    }
+}
+
+/// The resource limits as given (flag or file), before defaults.
+#[derive(Default)]
+struct LimitArgs {
+    connections_per_ip_max: Option<u32>,
+    inflight_requests: Option<u32>,
+    inflight_request_mb: Option<u64>,
+    cache_mb: Option<u64>,
+    write_behind_mb: Option<u64>,
+    idle_ms: Option<u64>,
+    request_read_timeout_ms: Option<u64>,
+    send_stall_timeout_ms: Option<u64>,
+}
+
+fn args_limits(a: &Args) -> LimitArgs {
+    LimitArgs {
+        connections_per_ip_max: a.max_connections_per_ip,
+        inflight_requests: a.max_inflight_requests,
+        inflight_request_mb: a.inflight_request_mb,
+        cache_mb: a.cache_mb,
+        write_behind_mb: a.write_behind_mb,
+        idle_ms: a.connections_max_idle_ms,
+        request_read_timeout_ms: a.request_read_timeout_ms,
+        send_stall_timeout_ms: a.send_stall_timeout_ms,
+    }
+}
+
+fn file_limits(f: &FileConfig) -> LimitArgs {
+    LimitArgs {
+        connections_per_ip_max: f.max_connections_per_ip,
+        inflight_requests: f.max_inflight_requests,
+        inflight_request_mb: f.inflight_request_mb,
+        cache_mb: f.cache_mb,
+        write_behind_mb: f.write_behind_mb,
+        idle_ms: f.connections_max_idle_ms,
+        request_read_timeout_ms: f.request_read_timeout_ms,
+        send_stall_timeout_ms: f.send_stall_timeout_ms,
+    }
+}
+
+/// The resource limits, defaulted and checked against their bounds.
+struct Limits {
+    connections_per_ip_max: u32,
+    inflight_requests: u32,
+    inflight_request_mb: u64,
+    cache_mb: u64,
+    write_behind_mb: u64,
+    idle_ms: u64,
+    request_read_timeout_ms: u64,
+    send_stall_timeout_ms: u64,
+}
+
+impl Limits {
+    fn resolve(flag: &LimitArgs, file: &LimitArgs) -> Result<Limits> {
+        let l = Limits {
+            connections_per_ip_max: flag
+                .connections_per_ip_max
+                .or(file.connections_per_ip_max)
+                .unwrap_or(CONNECTIONS_PER_IP_MAX_DEFAULT),
+            inflight_requests: flag
+                .inflight_requests
+                .or(file.inflight_requests)
+                .unwrap_or(INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT),
+            inflight_request_mb: flag
+                .inflight_request_mb
+                .or(file.inflight_request_mb)
+                .unwrap_or(INFLIGHT_REQUEST_MB_PER_SHARD_DEFAULT),
+            cache_mb: flag
+                .cache_mb
+                .or(file.cache_mb)
+                .unwrap_or(CACHE_MB_PER_SHARD_DEFAULT),
+            write_behind_mb: flag
+                .write_behind_mb
+                .or(file.write_behind_mb)
+                .unwrap_or(WRITE_BEHIND_MB_PER_SHARD_DEFAULT),
+            idle_ms: flag
+                .idle_ms
+                .or(file.idle_ms)
+                .unwrap_or(CONNECTION_IDLE_MS_DEFAULT),
+            request_read_timeout_ms: flag
+                .request_read_timeout_ms
+                .or(file.request_read_timeout_ms)
+                .unwrap_or(REQUEST_READ_TIMEOUT_MS_DEFAULT),
+            send_stall_timeout_ms: flag
+                .send_stall_timeout_ms
+                .or(file.send_stall_timeout_ms)
+                .unwrap_or(SEND_STALL_TIMEOUT_MS_DEFAULT),
+        };
+        if l.connections_per_ip_max == 0 {
+            bail!("--max-connections-per-ip must be at least 1");
+        }
+        if !(1..=INFLIGHT_REQUESTS_PER_CONNECTION_MAX).contains(&l.inflight_requests) {
+            bail!(
+                "--max-inflight-requests must be between 1 and {INFLIGHT_REQUESTS_PER_CONNECTION_MAX}, not {}",
+                l.inflight_requests
+            );
+        }
+        for (flag, mb) in [
+            ("cache-mb", l.cache_mb),
+            ("write-behind-mb", l.write_behind_mb),
+        ] {
+            if mb > MEMORY_MB_PER_SHARD_MAX {
+                bail!("--{flag} must be at most {MEMORY_MB_PER_SHARD_MAX}, not {mb}");
+            }
+        }
+        for (flag, ms) in [
+            ("connections-max-idle-ms", l.idle_ms),
+            ("request-read-timeout-ms", l.request_read_timeout_ms),
+            ("send-stall-timeout-ms", l.send_stall_timeout_ms),
+        ] {
+            if ms < TIMEOUT_MS_MIN {
+                bail!("--{flag} must be at least {TIMEOUT_MS_MIN}, not {ms}");
+            }
+        }
+        Ok(l)
     }
 }
 
@@ -364,6 +564,16 @@ mod tests {
             vec!["spindle", "--shards", "0"],
             vec!["spindle", "--listen", "localhost"],
             vec!["spindle", "--advertise", "host"],
+            vec!["spindle", "--max-connections-per-ip", "0"],
+            vec!["spindle", "--max-request-bytes", "0"],
+            vec!["spindle", "--max-request-bytes", "2000000000"],
+            vec!["spindle", "--max-inflight-requests", "0"],
+            vec!["spindle", "--max-inflight-requests", "1025"],
+            vec!["spindle", "--write-behind-mb", "1048577"],
+            vec!["spindle", "--request-read-timeout-ms", "99"],
+            vec!["spindle", "--connections-max-idle-ms", "0"],
+            vec!["spindle", "--send-stall-timeout-ms", "5"],
+            vec!["spindle", "--metrics-listen", "localhost:9644"],
         ] {
             assert!(Config::from_args(Args::parse_from(bad)).is_err());
         }
@@ -372,6 +582,56 @@ mod tests {
         std::fs::write(&path, "no_such_key = 1\n").unwrap();
         let args = Args::parse_from(["spindle", "--config", path.to_str().unwrap()]);
         assert!(Config::from_args(args).is_err());
+    }
+
+    #[test]
+    fn limits_default_and_come_from_flags_or_the_file() {
+        let c = Config::from_args(Args::parse_from(["spindle"])).unwrap();
+        assert_eq!(c.connections_per_ip_max, CONNECTIONS_PER_IP_MAX_DEFAULT);
+        assert_eq!(
+            c.inflight_requests_per_connection,
+            INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT
+        );
+        assert_eq!(c.write_behind_bytes_per_shard, 128 << 20);
+        assert_eq!(c.inflight_request_bytes_per_shard, 512 << 20);
+        let small = [
+            "spindle",
+            "--inflight-request-mb",
+            "1",
+            "--max-request-bytes",
+            "3000000",
+        ];
+        let c2 = Config::from_args(Args::parse_from(small)).unwrap();
+        assert_eq!(
+            c2.inflight_request_bytes_per_shard, 3_000_000,
+            "never below a frame"
+        );
+        assert_eq!(c.connection_idle_ms, 600_000);
+        assert_eq!(c.metrics_listen, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("limits.toml");
+        std::fs::write(
+            &path,
+            "max_connections_per_ip = 7\nmax_inflight_requests = 3\nwrite_behind_mb = 9\n\
+             request_read_timeout_ms = 1500\nmetrics_listen = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "spindle",
+            "--config",
+            path.to_str().unwrap(),
+            "--max-inflight-requests",
+            "4",
+            "--send-stall-timeout-ms",
+            "2000",
+        ]);
+        let c = Config::from_args(args).unwrap();
+        assert_eq!(c.connections_per_ip_max, 7);
+        assert_eq!(c.inflight_requests_per_connection, 4, "the flag wins");
+        assert_eq!(c.write_behind_bytes_per_shard, 9 << 20);
+        assert_eq!(c.request_read_timeout_ms, 1500);
+        assert_eq!(c.send_stall_timeout_ms, 2000);
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:0"));
     }
 
     #[test]

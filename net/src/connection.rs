@@ -2,20 +2,30 @@
 //! starts a handler task per request (so a connection's requests are
 //! pipelined, and their appends start in arrival order); a writer task
 //! awaits the handlers in order and writes their responses. At most
-//! INFLIGHT_REQUESTS_PER_CONNECTION requests are in flight: beyond that
-//! the reader stops reading, which is the producer's backpressure.
+//! `--max-inflight-requests` requests (and INFLIGHT_BYTES_PER_CONNECTION
+//! request bytes) are in flight, and the shard's connections together
+//! hold at most `--inflight-request-mb` request bytes: beyond that the
+//! reader stops reading, which is the producer's backpressure.
+//!
+//! Timeouts, so that no client holds a connection's resources forever: a
+//! request half received for `--request-read-timeout-ms` (slow loris), a
+//! connection with nothing to do for `--connections-max-idle-ms`, and a
+//! response write without progress for `--send-stall-timeout-ms` (a client
+//! that stopped reading) each close the connection.
 
 use std::cell::RefCell;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use glommio::channels::local_channel;
+use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use glommio::Task;
@@ -23,21 +33,28 @@ use spindle_codec::fetch::Piece;
 use spindle_codec::frame::{frame_size, FRAME_PREFIX_LEN};
 use spindle_codec::DecodeError;
 use spindle_engine::ReadChunk;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::constants::{
-    INFLIGHT_BYTES_PER_CONNECTION, INFLIGHT_REQUESTS_PER_CONNECTION, READ_CHUNK_BYTES,
+    INFLIGHT_BYTES_PER_CONNECTION, READ_CHUNK_BYTES, READ_CHUNK_BYTES_MIN, SENDFILE_RETRY_MS_MAX,
 };
 use crate::dispatch::{dispatch, Outcome, Response};
+use crate::listener::Bound;
+use crate::metrics::CloseReason;
 use crate::shard::Shard;
 
-/// Serves `stream` on the current shard until the peer goes away.
-pub fn spawn(shard: Rc<Shard>, stream: TcpStream) {
+/// Serves a connection on the current shard until the peer goes away.
+pub fn spawn(shard: Rc<Shard>, conn: Bound) {
     glommio::spawn_local(async move {
+        let Bound {
+            stream,
+            peer,
+            permit,
+        } = conn;
         let _ = stream.set_nodelay(true);
-        let peer = stream.peer_addr().ok();
         let id = shard.id;
         serve(shard.clone(), stream, peer).await;
+        drop(permit);
         shard.conns.0[id as usize].fetch_sub(1, Ordering::Relaxed);
         debug!(shard = id, ?peer, "connection closed");
     })
@@ -86,75 +103,264 @@ impl Shared {
         // TcpStream closes it on drop). Wakes a reader blocked on it.
         unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
     }
+
+    /// Bounds the next read (glommio arms the timer when a read waits,
+    /// and disarms it when one completes).
+    fn set_read_timeout(&self, d: Duration) {
+        let _ = self.0.borrow().set_read_timeout(Some(d));
+    }
+
+    /// Bounds each write's wait for room in the socket buffer.
+    fn set_write_timeout(&self, d: Duration) {
+        let _ = self.0.borrow().set_write_timeout(Some(d));
+    }
 }
 
-async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: Option<std::net::SocketAddr>) {
+/// A request read and being handled.
+struct Pending {
+    task: Task<Outcome>,
+    /// Request bytes it holds of the connection's in-flight budget.
+    bytes: u64,
+    /// The same bytes of the shard's budget, given back on drop (a
+    /// request dropped unanswered, when its connection ends, included).
+    _shard_bytes: ShardBytes,
+    api_key: i16,
+    read_at: Instant,
+}
+
+/// Bytes taken from the shard's `--inflight-request-mb` budget.
+struct ShardBytes {
+    shard: Rc<Shard>,
+    bytes: u64,
+}
+
+impl ShardBytes {
+    async fn take(shard: &Rc<Shard>, bytes: u64) -> Option<ShardBytes> {
+        shard.request_bytes.acquire(bytes).await.ok()?;
+        Some(ShardBytes {
+            shard: shard.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for ShardBytes {
+    fn drop(&mut self) {
+        self.shard.request_bytes.signal(self.bytes);
+    }
+}
+
+/// Per-connection in-flight bounds: requests and request bytes.
+struct InFlight {
+    slots: Semaphore,
+    slots_max: u64,
+    bytes: Semaphore,
+    bytes_max: u64,
+}
+
+impl InFlight {
+    fn idle(&self) -> bool {
+        self.slots.available() == self.slots_max
+    }
+    fn close(&self) {
+        self.slots.close();
+        self.bytes.close();
+    }
+}
+
+/// Why the reader stopped.
+enum ReadEnd {
+    /// The peer closed or reset, or the writer ended the connection.
+    Done,
+    /// The broker closes the connection.
+    Close(CloseReason, String),
+}
+
+async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: Option<SocketAddr>) {
     let io = Shared(Rc::new(RefCell::new(stream)));
-    let (tx, rx) =
-        local_channel::new_bounded::<(Task<Outcome>, u64)>(INFLIGHT_REQUESTS_PER_CONNECTION);
-    let frame_max = shard.config.request_bytes_max;
+    io.set_write_timeout(Duration::from_millis(shard.config.send_stall_timeout_ms));
+    let slots_max = u64::from(shard.config.inflight_requests_per_connection);
     // Request bytes in flight: taken when a frame is read, given back when
     // its response is written, so a client pipelining large requests is
-    // paused rather than buffered.
-    let inflight_max = INFLIGHT_BYTES_PER_CONNECTION.max(u64::from(frame_max));
-    let inflight = Rc::new(Semaphore::new(inflight_max));
-    let writer = {
-        let io = io.clone();
-        let shard = shard.clone();
-        let writer_inflight = inflight.clone();
-        glommio::spawn_local(async move {
-            let mut out = io.clone();
-            while let Some((task, bytes)) = rx.recv().await {
-                let result = match task.await {
-                    Outcome::Respond(r) => write_response(&shard, &mut out, r).await,
-                    Outcome::Silent => Ok(()),
-                    Outcome::Close(reason) => Err(io::Error::other(reason)),
-                };
-                writer_inflight.signal(bytes);
-                if let Err(e) = result {
-                    debug!(shard = shard.id, error = %e, "closing connection");
-                    break;
-                }
-            }
-            // Wake a reader waiting for in-flight room, then one in read.
-            writer_inflight.close();
-            io.shutdown();
-        })
-    };
-    let mut input = io.clone();
-    let mut inbuf = Input::default();
-    'read: loop {
-        loop {
-            match inbuf.next_frame(frame_max) {
-                Ok(Some(frame)) => {
-                    let bytes = (frame.len() as u64).min(inflight_max);
-                    if inflight.acquire(bytes).await.is_err() {
-                        break 'read;
-                    }
-                    let task = glommio::spawn_local(dispatch(shard.clone(), frame, peer));
-                    if tx.send((task, bytes)).await.is_err() {
-                        break 'read;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    debug!(shard = shard.id, error = %e, "bad frame; closing connection");
-                    break 'read;
-                }
-            }
-        }
-        let room = match inbuf.room(frame_max) {
-            Ok(r) => r,
-            Err(_) => break,
-        };
-        match input.read(room).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => inbuf.filled += n,
-        }
+    // paused rather than buffered. Never below the frame limit, so one
+    // maximal request always fits.
+    let bytes_max = INFLIGHT_BYTES_PER_CONNECTION.max(u64::from(shard.config.request_bytes_max));
+    let inflight = Rc::new(InFlight {
+        slots: Semaphore::new(slots_max),
+        slots_max,
+        bytes: Semaphore::new(bytes_max),
+        bytes_max,
+    });
+    let (tx, rx) = local_channel::new_bounded::<Pending>(slots_max as usize);
+    let writer = glommio::spawn_local(write_loop(
+        shard.clone(),
+        io.clone(),
+        rx,
+        inflight.clone(),
+        peer,
+    ));
+    let end = read_loop(&shard, &io, &tx, &inflight, peer).await;
+    if let ReadEnd::Close(why, detail) = end {
+        report_close(&shard, peer, why, &detail);
     }
     // Let the writer answer what was read, then stop.
     drop(tx);
     writer.await;
+}
+
+/// Counts and logs a connection the broker closes (rate-limited: a
+/// hostile client must not flood the log).
+fn report_close(shard: &Shard, peer: Option<SocketAddr>, why: CloseReason, detail: &str) {
+    shard.metrics.closed(why);
+    let peer = peer.map_or("unknown".to_string(), |p| p.to_string());
+    let limiter = match why {
+        CloseReason::Idle => {
+            debug!(shard = shard.id, %peer, "idle connection closed");
+            return;
+        }
+        CloseReason::BadFrame | CloseReason::BadRequest => &shard.conn_logs.bad_request,
+        CloseReason::RequestTimeout | CloseReason::SendStall => &shard.conn_logs.timed_out,
+    };
+    if let Some(suppressed) = limiter.allow() {
+        warn!(
+            shard = shard.id,
+            %peer,
+            reason = why.label(),
+            detail,
+            suppressed,
+            "closing connection"
+        );
+    }
+}
+
+async fn read_loop(
+    shard: &Rc<Shard>,
+    io: &Shared,
+    tx: &LocalSender<Pending>,
+    inflight: &InFlight,
+    peer: Option<SocketAddr>,
+) -> ReadEnd {
+    let frame_max = shard.config.request_bytes_max;
+    let idle = Duration::from_millis(shard.config.connection_idle_ms);
+    let request_timeout = Duration::from_millis(shard.config.request_read_timeout_ms);
+    let mut input = io.clone();
+    let mut inbuf = Input::default();
+    // When the bytes of the request being received started arriving, or
+    // when the reader resumed after dispatching one (so time paused by
+    // backpressure never counts against the client).
+    let mut partial_since: Option<Instant> = None;
+    loop {
+        loop {
+            match inbuf.next_frame(frame_max) {
+                Ok(Some(frame)) => {
+                    let bytes = (frame.len() as u64).min(inflight.bytes_max);
+                    if inflight.slots.acquire(1).await.is_err()
+                        || inflight.bytes.acquire(bytes).await.is_err()
+                    {
+                        return ReadEnd::Done;
+                    }
+                    let shard_max = shard.config.inflight_request_bytes_per_shard;
+                    let Some(shard_bytes) = ShardBytes::take(shard, bytes.min(shard_max)).await
+                    else {
+                        return ReadEnd::Done;
+                    };
+                    partial_since = None;
+                    let api_key = frame
+                        .get(..2)
+                        .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+                    let pending = Pending {
+                        task: glommio::spawn_local(dispatch(shard.clone(), frame, peer)),
+                        bytes,
+                        _shard_bytes: shard_bytes,
+                        api_key,
+                        read_at: Instant::now(),
+                    };
+                    if tx.send(pending).await.is_err() {
+                        return ReadEnd::Done;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return ReadEnd::Close(CloseReason::BadFrame, e.to_string()),
+            }
+        }
+        let timeout = if inbuf.filled > 0 {
+            let since = *partial_since.get_or_insert_with(Instant::now);
+            let left = request_timeout.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                let detail = format!(
+                    "{} bytes of a request received in {} ms",
+                    inbuf.filled,
+                    request_timeout.as_millis()
+                );
+                return ReadEnd::Close(CloseReason::RequestTimeout, detail);
+            }
+            left
+        } else {
+            idle
+        };
+        let room = match inbuf.room(frame_max) {
+            Ok(r) => r,
+            Err(e) => return ReadEnd::Close(CloseReason::BadFrame, e.to_string()),
+        };
+        io.set_read_timeout(timeout);
+        match input.read(room).await {
+            Ok(0) => return ReadEnd::Done,
+            Ok(n) => {
+                inbuf.filled += n;
+                shard.metrics.bytes_in(n as u64);
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                if inbuf.filled == 0 && inflight.idle() {
+                    let detail = format!("idle for {} ms", idle.as_millis());
+                    return ReadEnd::Close(CloseReason::Idle, detail);
+                }
+                // A partial request: the next turn checks its deadline.
+                // Requests in flight (a long poll): not idle, read on.
+            }
+            Err(_) => return ReadEnd::Done,
+        }
+    }
+}
+
+/// Awaits the handlers in request order and writes their responses.
+async fn write_loop(
+    shard: Rc<Shard>,
+    io: Shared,
+    rx: local_channel::LocalReceiver<Pending>,
+    inflight: Rc<InFlight>,
+    peer: Option<SocketAddr>,
+) {
+    let mut out = io.clone();
+    let stall = Duration::from_millis(shard.config.send_stall_timeout_ms);
+    while let Some(p) = rx.recv().await {
+        let result = match p.task.await {
+            Outcome::Respond(r) => write_response(&shard, &mut out, r, stall)
+                .await
+                .map(|n| shard.metrics.bytes_out(n))
+                .map_err(|e| {
+                    if e.kind() == io::ErrorKind::TimedOut {
+                        Some((CloseReason::SendStall, e.to_string()))
+                    } else {
+                        debug!(shard = shard.id, error = %e, "closing connection");
+                        None
+                    }
+                }),
+            Outcome::Silent => Ok(()),
+            Outcome::Close(reason) => Err(Some((CloseReason::BadRequest, reason))),
+        };
+        shard.metrics.request_done(p.api_key, p.read_at.elapsed());
+        inflight.bytes.signal(p.bytes);
+        inflight.slots.signal(1);
+        if let Err(why) = result {
+            if let Some((why, detail)) = why {
+                report_close(&shard, peer, why, &detail);
+            }
+            break;
+        }
+    }
+    // Wake a reader waiting for in-flight room, then one in read.
+    inflight.close();
+    io.shutdown();
 }
 
 /// Bytes read from the socket are `buf[..filled]`; `buf[filled..]` is
@@ -164,6 +370,9 @@ async fn serve(shard: Rc<Shard>, stream: TcpStream, peer: Option<std::net::Socke
 struct Input {
     buf: BytesMut,
     filled: usize,
+    /// Room added when the buffer is full: READ_CHUNK_BYTES_MIN at first
+    /// (an idle connection costs little), doubling up to READ_CHUNK_BYTES.
+    chunk: usize,
 }
 
 impl Input {
@@ -193,44 +402,92 @@ impl Input {
         Ok(Some(frame))
     }
 
-    /// Room to read into: at least READ_CHUNK_BYTES, or what the frame
-    /// being read still needs (its size already checked against the bound).
+    /// Room to read into, made when the buffer is full: one chunk, or for
+    /// a large frame as much again as has arrived of it (up to its end;
+    /// its size was checked against the bound). So the buffer grows with
+    /// the bytes received, never with the size a peer announced.
     fn room(&mut self, frame_max: u32) -> Result<&mut [u8], DecodeError> {
         let frame_end = match self.prefix() {
             Some(p) => FRAME_PREFIX_LEN + frame_size(p, frame_max)? as usize,
             None => 0,
         };
-        if self.buf.len() == self.filled || self.buf.len() < frame_end {
-            let want = frame_end.max(self.filled + READ_CHUNK_BYTES);
-            self.buf.resize(want, 0);
+        if self.buf.len() == self.filled {
+            self.chunk = (self.chunk * 2).clamp(READ_CHUNK_BYTES_MIN, READ_CHUNK_BYTES);
+            let frame_left = frame_end.saturating_sub(self.filled);
+            let step = self.chunk.max(self.filled.min(frame_left));
+            self.buf.resize(self.filled + step, 0);
         }
         Ok(&mut self.buf[self.filled..])
     }
 }
 
-async fn write_response(shard: &Shard, out: &mut Shared, r: Response) -> io::Result<()> {
+/// Writes a response; returns the bytes written.
+async fn write_response(
+    shard: &Shard,
+    out: &mut Shared,
+    r: Response,
+    stall: Duration,
+) -> io::Result<u64> {
     match r {
-        Response::Frame(bytes) => out.write_all(&bytes).await,
+        Response::Frame(bytes) => out.write_all(&bytes).await.map(|()| bytes.len() as u64),
         Response::Fetch(pieces) => {
+            let mut n = 0u64;
             for piece in pieces {
                 match piece {
-                    Piece::Bytes(b) => out.write_all(&b).await?,
+                    Piece::Bytes(b) => {
+                        out.write_all(&b).await?;
+                        n += b.len() as u64;
+                    }
                     Piece::Chunk(c) => match c.0 {
-                        ReadChunk::Memory(b) => out.write_all(&b).await?,
+                        ReadChunk::Memory(b) => {
+                            out.write_all(&b).await?;
+                            n += b.len() as u64;
+                        }
                         ReadChunk::File(range) => {
                             out.flush().await?;
-                            let fd = out.0.borrow().as_raw_fd();
-                            shard
-                                .sendfile
-                                .send(fd, range.file.clone(), range.position, range.len)
-                                .await?;
+                            send_file_range(shard, out, &range, stall).await?;
+                            n += u64::from(range.len);
                         }
                     },
                 }
             }
-            Ok(())
+            Ok(n)
         }
     }
+}
+
+/// Sends a file range with sendfile on the helper threads; while the
+/// socket is full, waits here (backing off up to SENDFILE_RETRY_MS_MAX),
+/// and fails after `stall` without progress.
+async fn send_file_range(
+    shard: &Shard,
+    out: &Shared,
+    range: &spindle_engine::FileRange,
+    stall: Duration,
+) -> io::Result<()> {
+    let fd = out.0.borrow().as_raw_fd();
+    let (mut position, mut left) = (range.position, range.len);
+    let mut last_progress = Instant::now();
+    let mut backoff = Duration::from_millis(1);
+    while left > 0 {
+        let n = shard
+            .sendfile
+            .send_some(fd, range.file.clone(), position, left)
+            .await?;
+        if n > 0 {
+            position += u64::from(n);
+            left -= n;
+            last_progress = Instant::now();
+            backoff = Duration::from_millis(1);
+            continue;
+        }
+        if last_progress.elapsed() >= stall {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "socket stalled"));
+        }
+        glommio::timer::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(SENDFILE_RETRY_MS_MAX));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -283,6 +540,22 @@ mod tests {
         input.filled = 4;
         assert!(input.next_frame(1000).is_err());
         assert!(input.room(1000).is_err());
+        assert!(input.buf.capacity() < 1 << 20);
+    }
+
+    #[test]
+    fn announced_sizes_do_not_make_room_until_bytes_arrive() {
+        let mut input = Input::default();
+        let room = input.room(200 << 20).unwrap();
+        room[..8].copy_from_slice(&[5, 0xf5, 0xe1, 0, 0, 3, 0, 7]);
+        input.filled = 8;
+        assert!(input.next_frame(200 << 20).unwrap().is_none());
+        let room = input.room(200 << 20).unwrap();
+        assert!(
+            room.len() < 1 << 20,
+            "room {} for a 100 MB announcement",
+            room.len()
+        );
         assert!(input.buf.capacity() < 1 << 20);
     }
 }

@@ -3,17 +3,57 @@
 
 /// Default for `--max-request-bytes` (Kafka's `socket.request.max.bytes`).
 pub const REQUEST_BYTES_MAX_DEFAULT: u32 = 100 << 20;
+/// Range of `--max-request-bytes`: room for a request header, and at most
+/// 1 GiB (a frame is read whole into memory before it is handled).
+pub const REQUEST_BYTES_MAX_MIN: u32 = 64;
+pub const REQUEST_BYTES_MAX_LIMIT: u32 = 1 << 30;
 /// Default for `--max-connections` (whole broker).
 pub const CONNECTIONS_MAX_DEFAULT: u32 = 10_000;
-/// Requests read from one connection before its responses are written:
-/// the reader stops reading beyond this (Kafka clients pipeline 5).
-pub const INFLIGHT_REQUESTS_PER_CONNECTION: usize = 32;
+/// Default for `--max-connections-per-ip` (Kafka's
+/// `max.connections.per.ip`, whose default is unlimited): one client host
+/// can take a tenth of the broker's connections.
+pub const CONNECTIONS_PER_IP_MAX_DEFAULT: u32 = 1_000;
+/// Default for `--max-inflight-requests`: requests read from one
+/// connection before its responses are written; the reader stops reading
+/// beyond this (Kafka clients pipeline 5).
+pub const INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT: u32 = 32;
+/// Largest `--max-inflight-requests` accepted.
+pub const INFLIGHT_REQUESTS_PER_CONNECTION_MAX: u32 = 1_024;
+/// Default for `--write-behind-mb`: appended bytes not yet handed to the
+/// disk, per shard, under flush=interval and flush=never (each log also
+/// holds to the engine's WRITE_BEHIND_BYTES_MAX).
+pub const WRITE_BEHIND_MB_PER_SHARD_DEFAULT: u64 = 128;
+/// Default for `--inflight-request-mb`: request bytes read and not yet
+/// answered on one shard, over all its connections (Kafka's
+/// queued.max.request.bytes, per shard). Never below the frame limit.
+pub const INFLIGHT_REQUEST_MB_PER_SHARD_DEFAULT: u64 = 512;
+/// Default for `--cache-mb` (batch cache per shard).
+pub const CACHE_MB_PER_SHARD_DEFAULT: u64 = 256;
+/// Largest `--cache-mb`, `--write-behind-mb` and `--inflight-request-mb`
+/// accepted (1 TiB).
+pub const MEMORY_MB_PER_SHARD_MAX: u64 = 1 << 20;
+/// Default for `--connections-max-idle-ms` (Kafka's
+/// `connections.max.idle.ms`): a connection with nothing read, nothing in
+/// flight and nothing half received for this long is closed.
+pub const CONNECTION_IDLE_MS_DEFAULT: u64 = 600_000;
+/// Default for `--request-read-timeout-ms`: once a request's first byte has
+/// arrived, the whole request must arrive within this (slow-loris bound).
+/// Time the reader spends paused by backpressure does not count.
+pub const REQUEST_READ_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Default for `--send-stall-timeout-ms`: a response write or sendfile
+/// that makes no progress for this long closes the connection, so a
+/// client that stops reading cannot pin its responses forever.
+pub const SEND_STALL_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// Smallest value of the three timeouts above (0 would close at once).
+pub const TIMEOUT_MS_MIN: u64 = 100;
 /// Request bytes one connection may have in flight (read, not yet
 /// answered); Kafka's queued.max.request.bytes, per connection. Never
 /// below the frame limit, so one maximal request always fits.
 pub const INFLIGHT_BYTES_PER_CONNECTION: u64 = 256 << 20;
-/// Bytes read from a socket per read call.
+/// Room a connection's read buffer grows by when full: READ_CHUNK_BYTES_MIN
+/// for a new connection, doubling per growth up to READ_CHUNK_BYTES.
 pub const READ_CHUNK_BYTES: usize = 64 << 10;
+pub const READ_CHUNK_BYTES_MIN: usize = 4 << 10;
 /// Capacity of each cross-shard channel (messages, not bytes: payloads
 /// move with their buffers).
 pub const SHARD_CHANNEL_CAPACITY: usize = 1024;
@@ -25,10 +65,13 @@ pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Threads that send cold file ranges with sendfile(2).
 pub const SENDFILE_THREADS: usize = 2;
+/// A sendfile job whose socket stays full this long ends with what it
+/// sent; the connection waits on its reactor before sending the rest.
+pub const SENDFILE_POLL_MS: u64 = 10;
+/// Longest wait between sendfile retries on a full socket.
+pub const SENDFILE_RETRY_MS_MAX: u64 = 50;
 /// Sendfile jobs queued for those threads.
 pub const SENDFILE_QUEUE_CAPACITY: usize = 256;
-/// A sendfile job waiting this long for the socket to drain fails.
-pub const SENDFILE_STALL_MS_MAX: u64 = 30_000;
 /// Longest Fetch long-poll we honour, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: u64 = 60_000;
 /// Producer ids reserved per durable write of the id block.
@@ -59,3 +102,15 @@ pub const OFFSETS_REWRITE_BYTES_DEFAULT: u64 = 64 << 20;
 /// Segments of the offsets topic are this fraction of the rewrite
 /// threshold: small, so a rewrite can delete most of what it superseded.
 pub const OFFSETS_SEGMENTS_PER_REWRITE: u64 = 4;
+/// Connection rejections and bad-frame closes logged per second per reason;
+/// the rest are counted and reported with the next line logged.
+pub const CONNECTION_LOGS_PER_SECOND: u32 = 5;
+/// Close notices from the shards to the acceptor's per-IP counts; one per
+/// live connection at most, so this bound is never reached.
+pub const CONNECTION_RELEASE_QUEUE_MIN: usize = 1_024;
+/// Metrics HTTP request head read at most, and how long a scrape may
+/// take to send it or to wait for the shards.
+pub const METRICS_REQUEST_BYTES_MAX: usize = 8 << 10;
+pub const METRICS_IO_TIMEOUT_MS: u64 = 5_000;
+/// Scrape requests queued per shard.
+pub const METRICS_QUEUE_CAPACITY: usize = 4;

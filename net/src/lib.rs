@@ -6,7 +6,8 @@
 //! [`listener`] and [`connection`] (the network seam: the only modules
 //! naming glommio sockets), [`dispatch`] (frame to API module), one module
 //! per Kafka API, [`catalog`] (topic metadata, single writer), [`sendfile`]
-//! (cold reads off the reactor).
+//! (cold reads off the reactor), [`limits`] (connection limits, rate-limited
+//! connection logs), [`metrics`] (Prometheus `/metrics` on a helper thread).
 
 pub mod api_versions;
 pub mod catalog;
@@ -29,10 +30,12 @@ pub mod heartbeat;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod limits;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod listener;
 pub mod metadata;
+pub mod metrics;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;

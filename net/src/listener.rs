@@ -11,16 +11,33 @@ use std::sync::atomic::Ordering;
 use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 use tracing::{debug, warn};
 
+use crate::limits::{ConnPermit, IpLimits, Rejected};
 use crate::shard::{ConnCounts, Shard, ShardMsg};
 
 /// An accepted connection not yet bound to a shard; `Send`, so it can
-/// move to the shard that will serve it.
-pub struct HandOff(AcceptedTcpStream);
+/// move to the shard that will serve it, with its per-IP permit.
+pub struct HandOff {
+    stream: AcceptedTcpStream,
+    peer: Option<SocketAddr>,
+    permit: Option<ConnPermit>,
+}
+
+/// A connection bound to the shard that serves it.
+pub struct Bound {
+    pub stream: TcpStream,
+    pub peer: Option<SocketAddr>,
+    /// Gives the peer's per-IP slot back when the connection ends.
+    pub permit: Option<ConnPermit>,
+}
 
 impl HandOff {
     /// Binds the connection to the current shard's reactor.
-    pub fn bind(self) -> TcpStream {
-        self.0.bind_to_executor()
+    pub fn bind(self) -> Bound {
+        Bound {
+            stream: self.stream.bind_to_executor(),
+            peer: self.peer,
+            permit: self.permit,
+        }
     }
 }
 
@@ -65,13 +82,49 @@ pub fn pick_shard(counts: &ConnCounts, next: &mut usize) -> usize {
     best
 }
 
+/// Checks the connection limits for a new connection from `peer`.
+fn admit(
+    shard: &Shard,
+    ips: &IpLimits,
+    peer: Option<SocketAddr>,
+) -> Result<Option<ConnPermit>, Rejected> {
+    if shard.conns.total() >= shard.config.connections_max as usize {
+        return Err(Rejected::Total);
+    }
+    match peer {
+        Some(p) => ips.admit(p).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn log_rejected(shard: &Shard, why: Rejected, peer: Option<SocketAddr>) {
+    shard.metrics.rejected(why);
+    if let Some(suppressed) = shard.conn_logs.rejected.allow() {
+        let max = match why {
+            Rejected::Total => shard.config.connections_max,
+            Rejected::PerIp => shard.config.connections_per_ip_max,
+        };
+        warn!(
+            limit = why.limit_name(),
+            max,
+            peer = %peer.map_or("unknown".to_string(), |p| p.to_string()),
+            suppressed,
+            "connection limit reached; closing new connection"
+        );
+    }
+}
+
 /// Accepts forever on shard 0, handing connections out.
 pub async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
     let mut next = 0usize;
     let mut accepted: u64 = 0;
+    let ips = IpLimits::new(
+        shard.config.connections_per_ip_max,
+        shard.config.connections_max,
+    );
     loop {
-        let conn = match listener.0.shared_accept().await {
-            Ok(c) => HandOff(c),
+        let stream = match listener.0.shared_accept().await {
+            Ok(c) => c,
             Err(e) => {
                 // EMFILE and the like: back off instead of spinning.
                 warn!(error = %e, "accept failed");
@@ -79,14 +132,21 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
                 continue;
             }
         };
-        if shard.conns.total() >= shard.config.connections_max as usize {
-            warn!(
-                max = shard.config.connections_max,
-                "connection limit reached; closing new connection"
-            );
-            drop(conn.bind());
-            continue;
-        }
+        let peer = stream.peer_addr().ok();
+        let permit = match admit(&shard, &ips, peer) {
+            Ok(p) => p,
+            Err(why) => {
+                log_rejected(&shard, why, peer);
+                drop(stream.bind_to_executor());
+                continue;
+            }
+        };
+        let conn = HandOff {
+            stream,
+            peer,
+            permit,
+        };
+        shard.metrics.accepted();
         accepted += 1;
         let target = pick_shard(&shard.conns, &mut next);
         shard.conns.0[target].fetch_add(1, Ordering::Relaxed);

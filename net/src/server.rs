@@ -20,6 +20,7 @@ use crate::constants::{
 };
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::listener::{accept_loop, Listener};
+use crate::metrics;
 use crate::sendfile::SendfilePool;
 use crate::shard::{ConnCounts, Shard, ShardMsg};
 
@@ -59,9 +60,50 @@ fn offsets_topic_configs(config: &Config) -> BTreeMap<String, String> {
     .collect()
 }
 
+/// File descriptors kept for logs, segments, the listeners and helper
+/// threads beyond one per connection, when checking the open-file limit.
+const FDS_RESERVED: u64 = 1_024;
+
+/// Raises the soft open-file limit to the hard one (every connection and
+/// segment file is a descriptor) and says what it is.
+fn raise_nofile_limit(connections_max: u32) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the rlimit we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        warn!(error = %std::io::Error::last_os_error(), "cannot read the open-file limit");
+        return;
+    }
+    let old = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit reads the rlimit we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            warn!(error = %std::io::Error::last_os_error(), soft = old, hard = lim.rlim_max, "cannot raise the open-file limit");
+            lim.rlim_cur = old;
+        }
+    }
+    info!(
+        from = old,
+        to = lim.rlim_cur,
+        hard = lim.rlim_max,
+        "open-file limit"
+    );
+    if lim.rlim_cur < u64::from(connections_max) + FDS_RESERVED {
+        warn!(
+            limit = lim.rlim_cur,
+            max_connections = connections_max,
+            "open-file limit below --max-connections plus {FDS_RESERVED}: accepts may fail with EMFILE first"
+        );
+    }
+}
+
 /// Runs the broker until SIGTERM or SIGINT; returns once every log is
 /// closed.
 pub fn run(config: Config) -> Result<()> {
+    raise_nofile_limit(config.connections_max);
     let config = Arc::new(config);
     let n = config.shards;
     let catalog = Catalog::open(&config.data_dir, n as u32)
@@ -100,6 +142,14 @@ pub fn run(config: Config) -> Result<()> {
         None => (local.ip().to_string(), local.port()),
     };
     let listener_fd = std_listener.into_raw_fd();
+    let (scrape_txs, mut scrape_rxs): (Vec<_>, Vec<_>) =
+        (0..n).map(|_| metrics::scrape_channel()).unzip();
+    if let Some(addr) = &config.metrics_listen {
+        let bound = metrics::start(addr, scrape_txs)?;
+        info!("serving metrics on {bound} (GET /metrics)");
+    } else {
+        drop(scrape_txs);
+    }
 
     let sendfile = SendfilePool::start()?;
     let conns = Arc::new(ConnCounts((0..n).map(|_| AtomicUsize::new(0)).collect()));
@@ -116,6 +166,7 @@ pub fn run(config: Config) -> Result<()> {
         let (stop_tx, stop_rx) = flume::bounded::<()>(1);
         stops.push(stop_tx);
         let cpu = cpus[id % cpus.len()];
+        let scrape_rx = scrape_rxs.remove(0);
         let (config, catalog, advertised, sendfile, conns, mesh, ready) = (
             config.clone(),
             catalog.clone(),
@@ -152,6 +203,7 @@ pub fn run(config: Config) -> Result<()> {
                     senders,
                 );
                 shard.serve_peers(receivers);
+                metrics::serve_scrapes(shard.clone(), scrape_rx);
                 shard.open_all().await;
                 shard.groups.load(&shard).await;
                 let group_timers =
@@ -193,6 +245,12 @@ pub fn run(config: Config) -> Result<()> {
     info!(
         shards = n,
         flush = %config.log.flush,
+        max_connections = config.connections_max,
+        max_connections_per_ip = config.connections_per_ip_max,
+        max_inflight_requests = config.inflight_requests_per_connection,
+        max_request_bytes = config.request_bytes_max,
+        cache_mb_per_shard = config.cache_bytes_per_shard >> 20,
+        write_behind_mb_per_shard = config.write_behind_bytes_per_shard >> 20,
         data_dir = %config.data_dir.display(),
         advertised = %format!("{}:{}", advertised.0, advertised.1),
         "listening on {local}"

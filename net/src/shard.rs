@@ -14,14 +14,16 @@ use std::time::Duration;
 use bytes::BytesMut;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::sync::Semaphore;
-use spindle_engine::{AppendInfo, BatchCache, PartitionLog, ReadResult};
-use tracing::{debug, warn};
+use spindle_engine::{AppendInfo, BatchCache, CacheStats, PartitionLog, ReadResult, WriteBudget};
+use tracing::{debug, info, warn};
 
 use crate::catalog::{Catalog, Snapshot};
 use crate::config::Config;
 use crate::errors;
 use crate::group_coordinator::{self, GroupCall, GroupCoordinator, GroupResult};
+use crate::limits::ConnLogs;
 use crate::listener::HandOff;
+use crate::metrics::ShardMetrics;
 use crate::sendfile::SendfilePool;
 use crate::topic_config;
 
@@ -110,8 +112,16 @@ pub struct Shard {
     /// Serialises opening logs so one partition is never opened twice.
     open_lock: Semaphore,
     cache: Rc<BatchCache>,
+    write_budget: Rc<WriteBudget>,
     peers: Senders<ShardMsg>,
     pub groups: Rc<GroupCoordinator>,
+    /// Counters for `/metrics`, this shard's alone.
+    pub metrics: ShardMetrics,
+    /// Rate limits on connection-event logs.
+    pub conn_logs: ConnLogs,
+    /// Request bytes read and not yet answered over this shard's
+    /// connections (`--inflight-request-mb`).
+    pub request_bytes: Semaphore,
 }
 
 impl Shard {
@@ -127,6 +137,8 @@ impl Shard {
     ) -> Rc<Shard> {
         let cache = BatchCache::new(config.cache_bytes_per_shard);
         let groups = GroupCoordinator::new(group_settings(&config));
+        let request_bytes = Semaphore::new(config.inflight_request_bytes_per_shard);
+        let write_budget = WriteBudget::new(config.write_behind_bytes_per_shard);
         Rc::new(Shard {
             id,
             config,
@@ -137,8 +149,12 @@ impl Shard {
             logs: RefCell::new(HashMap::new()),
             open_lock: Semaphore::new(1),
             cache,
+            write_budget,
             peers,
             groups,
+            metrics: ShardMetrics::default(),
+            conn_logs: ConnLogs::default(),
+            request_bytes,
         })
     }
 
@@ -186,6 +202,23 @@ impl Shard {
         owners.sort_unstable();
         owners.dedup();
         owners
+    }
+
+    /// The partition logs open on this shard.
+    pub fn open_logs(&self) -> Vec<((String, i32), Rc<PartitionLog>)> {
+        self.logs
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    pub fn write_budget(&self) -> &WriteBudget {
+        &self.write_budget
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -269,6 +302,7 @@ impl Shard {
         let cfg = topic_config::log_config(&self.config, &meta.configs);
         match PartitionLog::open(dir.clone(), cfg, self.cache.clone()).await {
             Ok(log) => {
+                log.set_write_budget(self.write_budget.clone());
                 debug!(shard = self.id, topic, partition, "opened partition log");
                 self.logs.borrow_mut().insert(key, log.clone());
                 Ok(log)
@@ -357,15 +391,23 @@ impl Shard {
         }
     }
 
-    /// Opens every partition this shard owns (recovery runs here).
+    /// Opens every partition this shard owns (recovery runs here; the
+    /// engine logs each recovery, a failure to open is a warning).
     pub async fn open_all(&self) {
         let snap = self.snapshot();
+        let (mut opened, mut failed) = (0u32, 0u32);
         for t in snap.topics.values() {
             for (p, &owner) in t.owners.iter().enumerate() {
                 if owner == self.id {
-                    let _ = self.log(&t.name, p as i32).await;
+                    match self.log(&t.name, p as i32).await {
+                        Ok(_) => opened += 1,
+                        Err(_) => failed += 1,
+                    }
                 }
             }
+        }
+        if opened + failed > 0 {
+            info!(shard = self.id, opened, failed, "partition logs opened");
         }
     }
 

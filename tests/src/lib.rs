@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub mod hostile;
+pub mod wire;
+
 /// How long a broker may take to print `listening on`.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client command may run before it is killed.
@@ -89,6 +92,22 @@ impl Broker {
         Ok(broker)
     }
 
+    /// Start a broker on 127.0.0.1:0 with its data in `data_dir` (for a
+    /// filesystem the test made), and `extra_args`.
+    pub fn start_in(name: &str, data_dir: &Path, extra_args: &[&str]) -> Result<Broker> {
+        let mut broker = Broker {
+            child: None,
+            addr: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            log: Arc::new(Mutex::new(String::new())),
+            _scratch: None,
+        };
+        let _ = name;
+        broker.spawn("127.0.0.1:0")?;
+        Ok(broker)
+    }
+
     fn spawn(&mut self, listen: &str) -> Result<()> {
         let mut cmd = Command::new(spindle_bin());
         cmd.arg("--listen")
@@ -158,6 +177,13 @@ impl Broker {
             .expect("addr has a port")
     }
 
+    /// `HOST:PORT` of the metrics endpoint, from the broker's
+    /// `serving metrics on HOST:PORT` line (started with
+    /// `--metrics-listen`).
+    pub fn metrics_addr(&self) -> Option<String> {
+        self.log().lines().rev().find_map(parse_metrics_line)
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
@@ -165,6 +191,21 @@ impl Broker {
     /// Everything the broker printed so far.
     pub fn log(&self) -> String {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until a line of the log satisfies `pred`: the
+    /// broker's output reaches the test through a reader thread, so a line
+    /// written a moment ago may not be in [`Broker::log`] yet. Returns the
+    /// log either way; the caller checks.
+    pub fn wait_for_log_line(&self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.lines().any(&pred) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -246,6 +287,16 @@ pub fn parse_listening(line: &str) -> Option<String> {
         .chars()
         .take_while(|c| !c.is_whitespace() && *c != ',' && *c != '"')
         .collect();
+    addr.rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .filter(|p| *p != 0)
+        .map(|_| addr)
+}
+
+/// Extract `HOST:PORT` from a line containing `serving metrics on HOST:PORT`.
+pub fn parse_metrics_line(line: &str) -> Option<String> {
+    let rest = &line[line.find("serving metrics on ")? + "serving metrics on ".len()..];
+    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
     addr.rsplit_once(':')
         .and_then(|(_, p)| p.parse::<u16>().ok())
         .filter(|p| *p != 0)

@@ -154,8 +154,9 @@ impl Storage for DmaStorage {
         Ok(names)
     }
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        // glommio opens directories with openat(-1, ...), which fails with
-        // EBADF for a relative path (it is not AT_FDCWD): make it absolute.
+        // glommio opens a directory given by a relative path with a bad
+        // descriptor (EBADF), which poisoned every log under a relative
+        // data dir (the default ./data) at its first segment.
         let dir = std::path::absolute(dir)?;
         let d = glommio::io::Directory::open(&dir).await?;
         d.sync().await?;
