@@ -547,6 +547,42 @@ fn cache_ratio(fams: &[Family]) -> Option<Family> {
     )
 }
 
+/// Consumer-group lag per partition: the partition's high watermark
+/// minus the group's committed offset (partitions and groups may live on
+/// different shards, so this is taken from the merged reports).
+fn group_lag(fams: &[Family]) -> Option<Family> {
+    let find = |name: &str| fams.iter().find(|f| f.name == name);
+    let committed = find("spindle_consumer_group_committed_offset")?;
+    let hw = find("spindle_partition_high_watermark")?;
+    let label = |s: &Sample, k: &str| {
+        s.labels
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let hws: BTreeMap<(String, String), f64> = hw
+        .samples
+        .iter()
+        .map(|s| ((label(s, "topic"), label(s, "partition")), s.value))
+        .collect();
+    let mut lag = Family::new(
+        "spindle_consumer_group_lag",
+        Kind::Gauge,
+        "Records a group has yet to consume on a partition: high watermark minus committed offset.",
+    );
+    for s in &committed.samples {
+        let (g, t, p) = (label(s, "group"), label(s, "topic"), label(s, "partition"));
+        if let Some(h) = hws.get(&(t.clone(), p.clone())) {
+            lag.push(
+                &[("group", &g), ("topic", &t), ("partition", &p)],
+                (h - s.value).max(0.0),
+            );
+        }
+    }
+    Some(lag)
+}
+
 fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -616,6 +652,7 @@ fn scrape(shards: &[ScrapeTx]) -> String {
     let missing = shards.len() - reports.len();
     let mut fams = merge(reports);
     fams.extend(cache_ratio(&fams));
+    fams.extend(group_lag(&fams));
     fams.push(
         Family::new(
             "spindle_scrape_shards_missing",

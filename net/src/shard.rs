@@ -137,6 +137,9 @@ impl Shard {
     ) -> Rc<Shard> {
         let cache = BatchCache::new(config.cache_bytes_per_shard);
         let groups = GroupCoordinator::new(group_settings(&config));
+        let metrics = ShardMetrics::default();
+        let coordinator = groups.clone();
+        metrics.register_collector(Box::new(move |out| coordinator.collect(out)));
         let request_bytes = Semaphore::new(config.inflight_request_bytes_per_shard);
         let write_budget = WriteBudget::new(config.write_behind_bytes_per_shard);
         Rc::new(Shard {
@@ -152,7 +155,7 @@ impl Shard {
             write_budget,
             peers,
             groups,
-            metrics: ShardMetrics::default(),
+            metrics,
             conn_logs: ConnLogs::default(),
             request_bytes,
         })

@@ -3,7 +3,7 @@
 //! and expiry, and the error codes clients act on, checked with exact
 //! requests.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
 use spindle_codec::kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
@@ -434,6 +434,38 @@ fn offsets_log_is_rewritten_and_stays_small() -> Result<()> {
     ensure!(
         got == vec![(0, commits - 2), (1, commits - 1)],
         "after rewrites and a crash: {got:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn metrics_show_committed_offsets_and_group_lag() -> Result<()> {
+    let broker = Broker::start(
+        "grp-lag",
+        &["--shards", "2", "--metrics-listen", "127.0.0.1:0"],
+    )?;
+    let (t, g) = ("lagged", "g-lag");
+    // 10 records per partition; commits at 7, 4 and 10 (see ck_offsets.py).
+    ok_line(&python("ck_offsets.py", broker.addr(), &["commit", t, g])?)?;
+    let addr = broker.metrics_addr().context("metrics address")?;
+    let (status, text) = spindle_tests::wire::http_get(&addr, "/metrics")?;
+    ensure!(status == 200, "status {status}");
+    let value = |sample: &str| -> Result<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
+            .with_context(|| format!("{sample} missing:\n{text}"))?
+            .parse::<f64>()
+            .context("value")
+    };
+    for (p, committed, lag) in [(0, 7.0, 3.0), (1, 4.0, 6.0), (2, 10.0, 0.0)] {
+        let labels = format!("{{group=\"{g}\",topic=\"{t}\",partition=\"{p}\"}}");
+        ensure!(value(&format!("spindle_consumer_group_committed_offset{labels}"))? == committed);
+        ensure!(value(&format!("spindle_consumer_group_lag{labels}"))? == lag);
+    }
+    ensure!(value(&format!("spindle_consumer_group_members{{group=\"{g}\"}}"))? == 0.0);
+    ensure!(
+        value("spindle_consumer_groups{state=\"Empty\"}")? == 2.0,
+        "g-lag and g-lag-solo"
     );
     Ok(())
 }

@@ -36,6 +36,7 @@ use crate::constants::{
     GROUP_TICK_MS, OFFSETS_LOAD_READ_BYTES, OFFSETS_WRITES_IN_FLIGHT, OFFSET_METADATA_BYTES_MAX,
 };
 use crate::errors;
+use crate::metrics::{Family, Kind};
 use crate::shard::Shard;
 use group::{Group, GroupLimits, GroupState, JoinOutcome, JoinParams, Now, Persist, Reply};
 use group::{SyncOutcome, SyncParams};
@@ -1221,6 +1222,53 @@ impl GroupCoordinator {
         }
         flush(&mut w, &mut out);
         out
+    }
+
+    /// Metrics of the groups coordinated here, for `/metrics`: committed
+    /// offsets (the scrape turns them into lag against the partitions'
+    /// high watermarks), members per group, groups per state.
+    pub fn collect(&self, out: &mut Vec<Family>) {
+        let mut committed = Family::new(
+            "spindle_consumer_group_committed_offset",
+            Kind::Gauge,
+            "Last committed offset of a group on a partition.",
+        );
+        let mut members = Family::new(
+            "spindle_consumer_group_members",
+            Kind::Gauge,
+            "Members of a consumer group.",
+        );
+        let mut states: std::collections::BTreeMap<&'static str, u64> = Default::default();
+        for (gid, e) in self.entries.borrow().iter() {
+            *states.entry(e.group.state.name()).or_default() += 1;
+            members.push(&[("group", gid)], e.group.members.len() as f64);
+            for ((t, p), c) in &e.offsets {
+                let p = p.to_string();
+                let labels = [
+                    ("group", gid.as_str()),
+                    ("topic", t.as_str()),
+                    ("partition", &p),
+                ];
+                committed.push(&labels, c.value.offset as f64);
+            }
+        }
+        let mut groups = Family::new(
+            "spindle_consumer_groups",
+            Kind::Gauge,
+            "Consumer groups by state.",
+        );
+        for state in [
+            "Empty",
+            "PreparingRebalance",
+            "CompletingRebalance",
+            "Stable",
+        ] {
+            groups.push(
+                &[("state", state)],
+                states.get(state).copied().unwrap_or(0) as f64,
+            );
+        }
+        out.extend([committed, members, groups]);
     }
 
     /// The coordinator's timers: rebalance and session deadlines every
