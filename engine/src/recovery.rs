@@ -177,6 +177,7 @@ pub(crate) async fn recover<S: Storage>(
         };
         progress.add(dir, sc.bytes_read);
         drop(sc); // may cancel a read-ahead past the valid end
+        let truncated = invalid.is_some();
         if let Some((position, reason)) = invalid {
             if !last {
                 return Err(RecoveryError::Corrupt {
@@ -189,10 +190,16 @@ pub(crate) async fn recover<S: Storage>(
             file.truncate(position)
                 .await
                 .map_err(RecoveryError::io(&seg.log_path))?;
+            ss.size = position;
+        }
+        if last && (truncated || !clean) {
+            // The scan read what is in the file, synced or not (a kill -9 or
+            // a failed fdatasync leaves written, unsynced batches). Make it
+            // durable before serving it: an idempotent producer's retry of a
+            // batch found here is acknowledged as a duplicate.
             file.fdatasync()
                 .await
                 .map_err(RecoveryError::io(&seg.log_path))?;
-            ss.size = position;
         }
         let rebuilt = loaded
             .as_ref()
@@ -231,6 +238,13 @@ pub(crate) async fn recover<S: Storage>(
     producers.truncate_from(next_offset);
     if progress.scanned >= RECOVERY_PROGRESS_BYTES {
         tracing::info!(dir = %dir.display(), scanned_mib = progress.scanned >> 20, "recovery done");
+    }
+    if !clean && !bases.is_empty() {
+        // The last segment's name may not be durable yet either.
+        storage
+            .sync_dir(dir)
+            .await
+            .map_err(RecoveryError::io(dir))?;
     }
     if clean {
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
