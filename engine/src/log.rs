@@ -1096,11 +1096,30 @@ impl<S: Storage> PartitionLog<S> {
             st.closing = true;
         }
         let r = self.close_inner().await;
+        // Even when poisoned: a reopen of this directory must not race a
+        // round or a zero fill still writing through the old handles.
+        self.drain_io().await;
         self.st.borrow_mut().closed = true;
         self.cache.remove_log(self.id);
         self.hw_signal.notify();
         self.writer_signal.notify();
         r
+    }
+
+    /// Waits until no write round and no zero fill is in flight.
+    async fn drain_io(&self) {
+        loop {
+            let writer = self.writer_signal.wait();
+            let fill = self.fill_signal.wait();
+            {
+                let st = self.st.borrow();
+                let filling = st.segments.iter().any(|s| s.st.borrow().zero_target != 0);
+                if !st.writer_busy && !filling {
+                    return;
+                }
+            }
+            futures_lite::future::or(writer, fill).await;
+        }
     }
 
     async fn close_inner(&self) -> Result<(), AppendError> {
