@@ -103,6 +103,8 @@ pub(crate) struct LogState<S: Storage> {
     pub durable_offset: i64,
     pub high_watermark: i64,
     pub poisoned: bool,
+    /// The I/O error that poisoned the log, for the operator.
+    pub poison_cause: Option<String>,
     pub closing: bool,
     pub closed: bool,
     pub writer_busy: bool,
@@ -178,6 +180,7 @@ impl<S: Storage> PartitionLog<S> {
                 durable_offset: next,
                 high_watermark: next,
                 poisoned: false,
+                poison_cause: None,
                 closing: false,
                 closed: false,
                 writer_busy: false,
@@ -226,6 +229,13 @@ impl<S: Storage> PartitionLog<S> {
 
     pub fn is_poisoned(&self) -> bool {
         self.st.borrow().poisoned
+    }
+
+    /// The error that poisoned the log, if it is poisoned.
+    pub fn poison_cause(&self) -> Option<String> {
+        let st = self.st.borrow();
+        st.poisoned
+            .then(|| st.poison_cause.clone().unwrap_or_default())
     }
 
     pub fn config(&self) -> LogConfig {
@@ -438,6 +448,7 @@ impl<S: Storage> PartitionLog<S> {
             if let Err(e) = r {
                 if !st.poisoned {
                     tracing::error!(dir = %me.dir.display(), error = %e, "write failed; log poisoned until reopened");
+                    st.poison_cause = Some(e.to_string());
                 }
                 st.poisoned = true;
                 drop(st);
@@ -668,6 +679,7 @@ impl<S: Storage> PartitionLog<S> {
                 let mut st = me.st.borrow_mut();
                 if !st.poisoned {
                     tracing::error!(dir = %me.dir.display(), error = %e, "zero fill failed; log poisoned until reopened");
+                    st.poison_cause = Some(e.to_string());
                 }
                 st.poisoned = true;
                 drop(st);
