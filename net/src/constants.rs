@@ -40,3 +40,7 @@ pub const IO_MEMORY_BYTES_PER_SHARD_MAX: usize = 2 << 20;
 pub const IO_MEMORY_BYTES_PER_SHARD_MIN: usize = 256 << 10;
 /// io_uring submission queue depth per shard.
 pub const RING_DEPTH: usize = 128;
+/// A poisoned partition log is reopened after this long, doubling while it
+/// keeps failing, up to the max (each reopen rescans its last segment).
+pub const REOPEN_BACKOFF_MS_MIN: u64 = 250;
+pub const REOPEN_BACKOFF_MS_MAX: u64 = 5_000;

@@ -6,7 +6,7 @@
 //! [`listener`] and [`connection`] (the network seam: the only modules
 //! naming glommio sockets), [`dispatch`] (frame to API module), one module
 //! per Kafka API, [`catalog`] (topic metadata, single writer), [`sendfile`]
-//! (cold reads off the reactor).
+//! (cold reads off the reactor), [`repair`] (poisoned logs reopened).
 
 pub mod api_versions;
 pub mod catalog;
@@ -26,6 +26,7 @@ pub mod list_offsets;
 pub mod listener;
 pub mod metadata;
 pub mod produce;
+pub mod repair;
 pub mod sendfile;
 pub mod server;
 pub mod shard;

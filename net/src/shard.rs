@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::sync::Semaphore;
-use spindle_engine::{AppendInfo, BatchCache, PartitionLog, ReadResult};
+use spindle_engine::{AppendInfo, BatchCache, LogConfig, PartitionLog, ReadResult};
 use tracing::{debug, warn};
 
 use crate::catalog::{Catalog, Snapshot};
@@ -103,6 +104,8 @@ pub struct Shard {
     open_lock: Semaphore,
     cache: Rc<BatchCache>,
     peers: Senders<ShardMsg>,
+    /// Poisoned logs being reopened.
+    pub repairs: crate::repair::Repairs,
 }
 
 impl Shard {
@@ -128,6 +131,7 @@ impl Shard {
             open_lock: Semaphore::new(1),
             cache,
             peers,
+            repairs: Default::default(),
         })
     }
 
@@ -198,18 +202,13 @@ impl Shard {
         if let Some(l) = self.logs.borrow().get(&key) {
             return Ok(l.clone());
         }
-        let snap = self.snapshot();
-        let meta = snap
-            .topic(topic)
-            .filter(|t| {
-                usize::try_from(partition)
-                    .ok()
-                    .and_then(|p| t.owners.get(p))
-                    == Some(&self.id)
-            })
+        if self.repairs.is_offline(topic, partition) {
+            // Its reopen failed; the repair task retries it.
+            return Err(errors::KAFKA_STORAGE_ERROR);
+        }
+        let (dir, cfg) = self
+            .log_location(topic, partition)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
-        let dir = self.config.data_dir.join(format!("{topic}-{partition}"));
-        let cfg = topic_config::log_config(&self.config, &meta.configs);
         match PartitionLog::open(dir.clone(), cfg, self.cache.clone()).await {
             Ok(log) => {
                 debug!(shard = self.id, topic, partition, "opened partition log");
@@ -223,8 +222,54 @@ impl Shard {
         }
     }
 
+    /// Directory and log config of a partition owned here.
+    fn log_location(&self, topic: &str, partition: i32) -> Option<(PathBuf, LogConfig)> {
+        let snap = self.snapshot();
+        let meta = snap.topic(topic).filter(|t| {
+            usize::try_from(partition)
+                .ok()
+                .and_then(|p| t.owners.get(p))
+                == Some(&self.id)
+        })?;
+        let dir = self.config.data_dir.join(format!("{topic}-{partition}"));
+        Some((dir, topic_config::log_config(&self.config, &meta.configs)))
+    }
+
+    /// Closes `old` (a poisoned log; waits for its I/O in flight) and opens
+    /// the partition again, re-running recovery. `Err(None)`: the partition
+    /// is gone or no longer ours; `Err(Some(e))`: the open failed.
+    pub(crate) async fn reopen_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        old: Option<Rc<PartitionLog>>,
+    ) -> Result<(), Option<String>> {
+        let key = (topic.to_string(), partition);
+        let _permit = self.open_lock.acquire_permit(1).await.map_err(|_| None)?;
+        if let Some(old) = old {
+            let ours = self
+                .logs
+                .borrow()
+                .get(&key)
+                .is_some_and(|l| Rc::ptr_eq(l, &old));
+            if !ours {
+                return Err(None); // deleted meanwhile
+            }
+            self.logs.borrow_mut().remove(&key);
+            let _ = old.close().await;
+        }
+        let (dir, cfg) = self.log_location(topic, partition).ok_or(None)?;
+        match PartitionLog::open(dir, cfg, self.cache.clone()).await {
+            Ok(log) => {
+                self.logs.borrow_mut().insert(key, log);
+                Ok(())
+            }
+            Err(e) => Err(Some(e.to_string())),
+        }
+    }
+
     /// Runs `op` on a partition owned here.
-    pub async fn exec(&self, topic: &str, partition: i32, op: PartitionOp) -> OpReply {
+    pub async fn exec(self: &Rc<Self>, topic: &str, partition: i32, op: PartitionOp) -> OpReply {
         let log = match self.log(topic, partition).await {
             Ok(l) => l,
             Err(code) => {
@@ -235,11 +280,13 @@ impl Shard {
             }
         };
         match op {
-            PartitionOp::Append(batches) => OpReply::Appended(
-                log.append(batches)
-                    .await
-                    .map_err(|e| (errors::append_error_code(&e), e.to_string())),
-            ),
+            PartitionOp::Append(batches) => {
+                let r = log.append(batches).await;
+                if log.is_poisoned() {
+                    crate::repair::schedule(self, topic, partition, &log);
+                }
+                OpReply::Appended(r.map_err(|e| (errors::append_error_code(&e), e.to_string())))
+            }
             PartitionOp::Read { offset, max_bytes } => {
                 OpReply::Read(log.read(offset, max_bytes).await.map_err(|e| {
                     let code = errors::read_error_code(&e);
