@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub mod acked;
+
 /// How long a broker may take to print `listening on`.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client command may run before it is killed.
