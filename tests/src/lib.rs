@@ -68,6 +68,7 @@ pub struct Broker {
     addr: String,
     data_dir: PathBuf,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
     _scratch: Option<tempfile::TempDir>,
 }
@@ -75,13 +76,29 @@ pub struct Broker {
 impl Broker {
     /// Start a broker on 127.0.0.1:0 with a fresh data dir and `extra_args`.
     pub fn start(name: &str, extra_args: &[&str]) -> Result<Broker> {
+        Broker::start_with(name, None, extra_args, &[])
+    }
+
+    /// As [`Broker::start`], with the data dir at `data_dir` (a fresh one in
+    /// a scratch dir if `None`) and extra environment variables, kept for
+    /// restarts.
+    pub fn start_with(
+        name: &str,
+        data_dir: Option<PathBuf>,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Broker> {
         let scratch = scratch_dir(name);
-        let data_dir = scratch.path().join("data");
+        let data_dir = data_dir.unwrap_or_else(|| scratch.path().join("data"));
         let mut broker = Broker {
             child: None,
             addr: String::new(),
             data_dir,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             log: Arc::new(Mutex::new(String::new())),
             _scratch: Some(scratch),
         };
@@ -96,6 +113,7 @@ impl Broker {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
