@@ -68,16 +68,42 @@ fn check_committed_offsets(_broker: &Broker) -> Result<()> {
 
 #[test]
 fn acknowledged_messages_survive_sigkill_at_random_moments() -> Result<()> {
+    crash_rounds("crash", &[], 1)
+}
+
+/// The same with 128 KiB segments: kills land during rolls, finalizes and
+/// checkpoint writes, and recovery sees many sealed segments.
+#[test]
+fn acknowledged_messages_survive_sigkill_during_segment_rolls() -> Result<()> {
+    crash_rounds("crash-rolls", &["--segment-bytes", "131072"], 4)
+}
+
+/// Segment files of each partition of the topic.
+fn segments(broker: &Broker, topic: &str, partitions: u32) -> Result<Vec<usize>> {
+    (0..partitions)
+        .map(|p| {
+            let dir = broker.data_dir().join(format!("{topic}-{p}"));
+            Ok(std::fs::read_dir(&dir)?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .count())
+        })
+        .collect()
+}
+
+fn crash_rounds(name: &str, extra: &[&str], min_segments: usize) -> Result<()> {
     let seed = env_u64("SPINDLE_CRASH_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
     let rounds = env_u64("SPINDLE_CRASH_ROUNDS").unwrap_or(20);
-    println!("crash test: seed {seed} (replay with SPINDLE_CRASH_SEED={seed}), {rounds} rounds");
+    println!("{name}: seed {seed} (replay with SPINDLE_CRASH_SEED={seed}), {rounds} rounds");
     let mut rng = Rng(seed);
     let t0 = Instant::now();
-    let mut broker = Broker::start("crash", &["--shards", "2", "--default-partitions", "4"])?;
+    let mut args = vec!["--shards", "2", "--default-partitions", "4"];
+    args.extend(extra);
+    let mut broker = Broker::start(name, &args)?;
     let msgs = Messages {
         topic: "crash".into(),
         partitions: 4,
@@ -140,7 +166,9 @@ fn acknowledged_messages_survive_sigkill_at_random_moments() -> Result<()> {
         let ok = verify(broker.addr(), &msgs, &acks_file)
             .with_context(|| format!("round {round} (seed {seed}), killed after {uptime:?}"))?;
         check_committed_offsets(&broker)?;
-        println!("round {round}: killed after {uptime:?} with {acks} acks; after restart {ok}");
+        println!(
+            "{name} round {round}: killed after {uptime:?} with {acks} acks; after restart {ok}"
+        );
     }
     std::fs::write(&stop, b"")?;
     let done = producer.wait(Duration::from_secs(110))?;
@@ -160,8 +188,14 @@ fn acknowledged_messages_survive_sigkill_at_random_moments() -> Result<()> {
     write_acks(&acks_file, &producer.lines())?;
     let ok = verify(broker.addr(), &msgs, &acks_file)?;
     check_committed_offsets(&broker)?;
+    let segs = segments(&broker, "crash", 4)?;
+    // Fewer rounds than the default send too little to roll that often.
+    ensure!(
+        rounds < 20 || segs.iter().all(|&n| n >= min_segments),
+        "segments per partition {segs:?}, want at least {min_segments}"
+    );
     println!(
-        "final: {total} acks, {done}; after a last SIGKILL {ok}; {rounds} rounds in {:?}",
+        "{name} final: segments per partition {segs:?}; {total} acks, {done}; after a last SIGKILL {ok}; {rounds} rounds in {:?}",
         t0.elapsed()
     );
     Ok(())
