@@ -329,6 +329,9 @@ impl Shard {
     /// Deletes the logs of partitions owned here (after the topic left
     /// the catalog).
     pub async fn drop_partitions(&self, topic: &str, partitions: &[i32]) {
+        // Not while a log is being opened or reopened: an open racing the
+        // removal would recreate the directory of a deleted topic.
+        let _permit = self.open_lock.acquire_permit(1).await;
         for &p in partitions {
             let log = self.logs.borrow_mut().remove(&(topic.to_string(), p));
             let dir = self.config.data_dir.join(format!("{topic}-{p}"));
