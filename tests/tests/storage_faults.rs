@@ -111,6 +111,11 @@ fn injected_eio_poisons_one_partition_which_reopens_by_itself() -> Result<()> {
         !log_lines(&log, &["reopened after an I/O error", "partition=0"]).is_empty(),
         "no reopen logged:\n{log}"
     );
+    // The second failing fdatasync is recovery's own, on the first reopen:
+    // the partition stays offline until the next attempt succeeds.
+    let offline = log_lines(&log, &["reopening the partition log failed", "partition=0"]);
+    ensure!(!offline.is_empty(), "no failed reopen logged:\n{log}");
+    println!("eio: logged: {}", offline[0]);
     for p in [1, 2] {
         ensure!(
             log_lines(
