@@ -41,6 +41,8 @@ def main():
     ap.add_argument("--duration-s", type=float, default=60)
     ap.add_argument("--flush-s", type=float, default=60)
     ap.add_argument("--stop-file")
+    ap.add_argument("--batch-bytes", type=int, default=1000000,
+                    help="librdkafka batch.size: keep it below the topic's segment.bytes")
     a = ap.parse_args()
 
     conf = {
@@ -53,6 +55,7 @@ def main():
         "retry.backoff.max.ms": 200,
         "socket.connection.setup.timeout.ms": 2000,
         "message.max.bytes": 4 * 1024 * 1024,
+        "batch.size": a.batch_bytes,
     }
     if a.idempotent:
         conf.update({"enable.idempotence": True, "message.timeout.ms": 110000,

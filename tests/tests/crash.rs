@@ -68,14 +68,21 @@ fn check_committed_offsets(_broker: &Broker) -> Result<()> {
 
 #[test]
 fn acknowledged_messages_survive_sigkill_at_random_moments() -> Result<()> {
-    crash_rounds("crash", &[], 1)
+    crash_rounds("crash", &[], &[], 1)
 }
 
 /// The same with 128 KiB segments: kills land during rolls, finalizes and
 /// checkpoint writes, and recovery sees many sealed segments.
 #[test]
 fn acknowledged_messages_survive_sigkill_during_segment_rolls() -> Result<()> {
-    crash_rounds("crash-rolls", &["--segment-bytes", "131072"], 4)
+    // A batch larger than a segment is refused (MESSAGE_TOO_LARGE, as in
+    // Kafka): keep the producer's batches well below it.
+    crash_rounds(
+        "crash-rolls",
+        &["--segment-bytes", "131072"],
+        &["--batch-bytes", "32768"],
+        4,
+    )
 }
 
 /// Segment files of each partition of the topic.
@@ -91,7 +98,12 @@ fn segments(broker: &Broker, topic: &str, partitions: u32) -> Result<Vec<usize>>
         .collect()
 }
 
-fn crash_rounds(name: &str, extra: &[&str], min_segments: usize) -> Result<()> {
+fn crash_rounds(
+    name: &str,
+    extra: &[&str],
+    producer_extra: &[&str],
+    min_segments: usize,
+) -> Result<()> {
     let seed = env_u64("SPINDLE_CRASH_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -125,23 +137,21 @@ fn crash_rounds(name: &str, extra: &[&str], min_segments: usize) -> Result<()> {
     let stop = scratch.join("stop-producing");
     let acks_file = scratch.join("acks.txt");
     let stop_arg = stop.display().to_string();
-    let mut producer = AckedProducer::start(
-        broker.addr(),
-        &msgs,
-        &[
-            "--idempotent",
-            "--count",
-            "10000000",
-            "--rate",
-            "1500",
-            "--duration-s",
-            "100",
-            "--flush-s",
-            "100",
-            "--stop-file",
-            &stop_arg,
-        ],
-    )?;
+    let mut producer_args = vec![
+        "--idempotent",
+        "--count",
+        "10000000",
+        "--rate",
+        "1500",
+        "--duration-s",
+        "100",
+        "--flush-s",
+        "100",
+        "--stop-file",
+        &stop_arg,
+    ];
+    producer_args.extend(producer_extra);
+    let mut producer = AckedProducer::start(broker.addr(), &msgs, &producer_args)?;
     let mut acked_before_kill = Vec::new();
     for round in 0..rounds {
         let uptime = Duration::from_millis(100 + rng.below(700));
@@ -155,10 +165,11 @@ fn crash_rounds(name: &str, extra: &[&str], min_segments: usize) -> Result<()> {
             !lines
                 .iter()
                 .any(|l| l.starts_with("fatal") || l.starts_with("err")),
-            "round {round}: the producer failed: {:?}\n{}",
+            "round {round}: the producer failed (first reports): {:?}\n{}",
             lines
                 .iter()
                 .filter(|l| !l.starts_with("ack"))
+                .take(10)
                 .collect::<Vec<_>>(),
             producer.stderr()
         );
