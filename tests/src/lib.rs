@@ -107,6 +107,30 @@ impl Broker {
     }
 
     fn spawn(&mut self, listen: &str) -> Result<()> {
+        let rx = self.spawn_child(listen)?;
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = parse_listening(&line) {
+                        self.addr = addr;
+                        return Ok(());
+                    }
+                }
+                Err(_) => {
+                    let _ = self.kill9();
+                    bail!(
+                        "broker did not report `listening on` in time\n{}",
+                        self.log()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Starts the process; its output lines go to the log and the channel.
+    fn spawn_child(&mut self, listen: &str) -> Result<mpsc::Receiver<String>> {
         let mut cmd = Command::new(spindle_bin());
         cmd.arg("--listen")
             .arg(listen)
@@ -142,25 +166,22 @@ impl Broker {
         }
         drop(tx);
         self.child = Some(child);
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = parse_listening(&line) {
-                        self.addr = addr;
-                        return Ok(());
-                    }
-                }
-                Err(_) => {
-                    let _ = self.kill9();
-                    bail!(
-                        "broker did not report `listening on` in time\n{}",
-                        self.log()
-                    );
-                }
-            }
-        }
+        Ok(rx)
+    }
+
+    /// Starts again on the same port and data dir and SIGKILLs the process
+    /// `after` later, ready or not: a kill during startup and recovery.
+    /// Returns whether it had reported `listening on` by then.
+    pub fn start_and_kill_after(&mut self, after: Duration) -> Result<bool> {
+        let listen = self.addr.clone();
+        self.log
+            .lock()
+            .map(|mut l| l.push_str("--- start, killed during startup ---\n"))
+            .ok();
+        let rx = self.spawn_child(&listen)?;
+        std::thread::sleep(after);
+        self.kill9()?;
+        Ok(rx.try_iter().any(|l| parse_listening(&l).is_some()))
     }
 
     /// `HOST:PORT` the broker listens on.

@@ -153,12 +153,22 @@ fn crash_rounds(
     producer_args.extend(producer_extra);
     let mut producer = AckedProducer::start(broker.addr(), &msgs, &producer_args)?;
     let mut acked_before_kill = Vec::new();
+    let mut startup_kills = 0;
     for round in 0..rounds {
         let uptime = Duration::from_millis(100 + rng.below(700));
         std::thread::sleep(uptime);
         let acks = producer.acks();
         broker.kill9()?;
         acked_before_kill.push(acks);
+        if rng.below(3) == 0 {
+            // Also kill the next start, often before it is listening:
+            // recovery itself is interrupted (truncation, syncs, index
+            // rewrites, marker removal).
+            let after = Duration::from_millis(rng.below(150));
+            if !broker.start_and_kill_after(after)? {
+                startup_kills += 1;
+            }
+        }
         broker.restart()?;
         let lines = producer.lines();
         ensure!(
@@ -206,7 +216,7 @@ fn crash_rounds(
         "segments per partition {segs:?}, want at least {min_segments}"
     );
     println!(
-        "{name} final: segments per partition {segs:?}; {total} acks, {done}; after a last SIGKILL {ok}; {rounds} rounds in {:?}",
+        "{name} final: {startup_kills} kills before the restarted broker listened; segments per partition {segs:?}; {total} acks, {done}; after a last SIGKILL {ok}; {rounds} rounds in {:?}",
         t0.elapsed()
     );
     Ok(())
