@@ -64,8 +64,28 @@ fn injected_eio_poisons_one_partition_which_reopens_by_itself() -> Result<()> {
         &[("SPINDLE_FAULTS", faults)],
     )?;
     let m = msgs("faulty", 3, 300);
+    // An idempotent producer runs across the whole fault window: it must
+    // get every message acknowledged, retrying KAFKA_STORAGE_ERROR.
+    let mut x = AckedProducer::start(
+        broker.addr(),
+        &m,
+        &[
+            "--idempotent",
+            "--first",
+            "1000000",
+            "--count",
+            "2400",
+            "--rate",
+            "500",
+        ],
+    )?;
     // Without retries every broker error reaches the delivery report.
     let (done_a, a) = produce(&broker, &m, &["--count", "4500", "--rate", "1500"])?;
+    let done_x = x.wait(Duration::from_secs(100))?;
+    ensure!(
+        done_x.contains("failed=0 unflushed=0"),
+        "idempotent producer through the faults: {done_x}"
+    );
     let errors = a.errors();
     ensure!(!errors.is_empty(), "no produce failed: {done_a}");
     for (p, i, code) in &errors {
@@ -127,6 +147,7 @@ fn injected_eio_poisons_one_partition_which_reopens_by_itself() -> Result<()> {
         );
     }
     let mut lines = a.lines();
+    lines.extend(x.lines());
     lines.extend(b.lines());
     let file = broker.data_dir().with_file_name("acks.txt");
     let ok = verify_all(&broker, &m, &lines, &file)?;
@@ -134,7 +155,7 @@ fn injected_eio_poisons_one_partition_which_reopens_by_itself() -> Result<()> {
     broker.restart()?;
     let ok2 = verify_all(&broker, &m, &lines, &file)?;
     println!(
-        "eio: {} storage errors on p0; phase A {done_a}; phase B {done_b}; {ok}; after SIGKILL {ok2}",
+        "eio: {} storage errors on p0; without retries {done_a}; idempotent across the faults {done_x}; after them {done_b}; {ok}; after SIGKILL {ok2}",
         errors.len()
     );
     Ok(())
