@@ -106,6 +106,8 @@ pub struct Shard {
     peers: Senders<ShardMsg>,
     /// Poisoned logs being reopened.
     pub repairs: crate::repair::Repairs,
+    /// Set by `close_all`: no log opens after it.
+    closing: std::cell::Cell<bool>,
 }
 
 impl Shard {
@@ -132,6 +134,7 @@ impl Shard {
             cache,
             peers,
             repairs: Default::default(),
+            closing: Default::default(),
         })
     }
 
@@ -202,6 +205,9 @@ impl Shard {
         if let Some(l) = self.logs.borrow().get(&key) {
             return Ok(l.clone());
         }
+        if self.closing.get() {
+            return Err(errors::NOT_LEADER_OR_FOLLOWER);
+        }
         if self.repairs.is_offline(topic, partition) {
             // Its reopen failed; the repair task retries it.
             return Err(errors::KAFKA_STORAGE_ERROR);
@@ -246,6 +252,9 @@ impl Shard {
     ) -> Result<(), Option<String>> {
         let key = (topic.to_string(), partition);
         let _permit = self.open_lock.acquire_permit(1).await.map_err(|_| None)?;
+        if self.closing.get() {
+            return Err(None); // shutting down: the next start recovers it
+        }
         if let Some(old) = old {
             let ours = self
                 .logs
@@ -392,6 +401,11 @@ impl Shard {
 
     /// Closes every log (flush and clean-shutdown marker).
     pub async fn close_all(&self) {
+        // No open or reopen may start after this, and one under way ends
+        // before the logs are drained (a log opened later would be left
+        // unclosed and need recovery on the next start).
+        self.closing.set(true);
+        let _permit = self.open_lock.acquire_permit(1).await;
         let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
         for ((topic, p), log) in logs {
             if let Err(e) = log.close().await {
