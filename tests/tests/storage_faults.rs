@@ -330,3 +330,51 @@ fn full_disk_fails_appends_retriably_and_heals_when_space_returns() -> Result<()
     }
     Ok(())
 }
+
+#[test]
+fn sigterm_with_a_partition_offline_exits_cleanly_and_keeps_acked_data() -> Result<()> {
+    // Every fdatasync of faulty-0 after the fifth fails, recovery's too:
+    // the partition is poisoned, every reopen fails, it stays offline.
+    let faults = "sync:/faulty-0/:5:1000000:eio";
+    let mut broker = Broker::start_with(
+        "eio-term",
+        None,
+        &["--shards", "2", "--default-partitions", "2"],
+        &[("SPINDLE_FAULTS", faults)],
+    )?;
+    let m = msgs("faulty", 2, 100);
+    let (done, a) = produce(&broker, &m, &["--count", "600", "--rate", "400"])?;
+    ensure!(
+        a.errors()
+            .iter()
+            .all(|(p, _, c)| *p == 0 && *c == KAFKA_STORAGE_ERROR),
+        "{done}: {:?}",
+        a.errors()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while log_lines(&broker.log(), &["reopening the partition log failed"]).is_empty() {
+        ensure!(
+            Instant::now() < deadline,
+            "partition never went offline:\n{}",
+            broker.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = Instant::now();
+    let st = broker.stop()?;
+    ensure!(
+        st.success(),
+        "exit {st} with a partition offline:\n{}",
+        broker.log()
+    );
+    println!(
+        "eio-term: {done}; SIGTERM with faulty-0 offline exited in {:?}",
+        t.elapsed()
+    );
+    // The restarted broker counts faults afresh: its first syncs succeed.
+    broker.restart()?;
+    let file = broker.data_dir().with_file_name("acks.txt");
+    let ok = verify_all(&broker, &m, &a.lines(), &file)?;
+    println!("eio-term: after restart {ok}");
+    Ok(())
+}
