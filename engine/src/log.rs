@@ -105,6 +105,8 @@ pub(crate) struct LogState<S: Storage> {
     pub durable_offset: i64,
     pub high_watermark: i64,
     pub poisoned: bool,
+    /// The I/O error that poisoned the log, for the operator.
+    pub poison_cause: Option<String>,
     pub closing: bool,
     pub closed: bool,
     pub writer_busy: bool,
@@ -186,6 +188,7 @@ impl<S: Storage> PartitionLog<S> {
                 durable_offset: next,
                 high_watermark: next,
                 poisoned: false,
+                poison_cause: None,
                 closing: false,
                 closed: false,
                 writer_busy: false,
@@ -234,6 +237,13 @@ impl<S: Storage> PartitionLog<S> {
 
     pub fn is_poisoned(&self) -> bool {
         self.st.borrow().poisoned
+    }
+
+    /// The error that poisoned the log, if it is poisoned.
+    pub fn poison_cause(&self) -> Option<String> {
+        let st = self.st.borrow();
+        st.poisoned
+            .then(|| st.poison_cause.clone().unwrap_or_default())
     }
 
     pub fn config(&self) -> LogConfig {
@@ -481,6 +491,7 @@ impl<S: Storage> PartitionLog<S> {
             if let Err(e) = r {
                 if !st.poisoned {
                     tracing::error!(dir = %me.dir.display(), error = %e, "write failed; log poisoned until reopened");
+                    st.poison_cause = Some(e.to_string());
                 }
                 st.poisoned = true;
                 drop(st);
@@ -715,6 +726,7 @@ impl<S: Storage> PartitionLog<S> {
                 let mut st = me.st.borrow_mut();
                 if !st.poisoned {
                     tracing::error!(dir = %me.dir.display(), error = %e, "zero fill failed; log poisoned until reopened");
+                    st.poison_cause = Some(e.to_string());
                 }
                 st.poisoned = true;
                 drop(st);
@@ -1193,12 +1205,31 @@ impl<S: Storage> PartitionLog<S> {
             st.closing = true;
         }
         let r = self.close_inner().await;
+        // Even when poisoned: a reopen of this directory must not race a
+        // round or a zero fill still writing through the old handles.
+        self.drain_io().await;
         self.st.borrow_mut().closed = true;
         self.release_budget();
         self.cache.remove_log(self.id);
         self.hw_signal.notify();
         self.writer_signal.notify();
         r
+    }
+
+    /// Waits until no write round and no zero fill is in flight.
+    async fn drain_io(&self) {
+        loop {
+            let writer = self.writer_signal.wait();
+            let fill = self.fill_signal.wait();
+            {
+                let st = self.st.borrow();
+                let filling = st.segments.iter().any(|s| s.st.borrow().zero_target != 0);
+                if !st.writer_busy && !filling {
+                    return;
+                }
+            }
+            futures_lite::future::or(writer, fill).await;
+        }
     }
 
     async fn close_inner(&self) -> Result<(), AppendError> {

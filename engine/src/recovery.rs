@@ -131,54 +131,86 @@ pub(crate) async fn recover<S: Storage>(
             .map_err(RecoveryError::io(&seg.log_path))?;
         let loaded = load_indexes(storage, &seg, file_size).await?;
         let producers_covered = snapshot_offset >= next_base || (last && clean && have_snapshot);
-        let full = i >= first_unverified || loaded.is_none() || !producers_covered;
-        // Built apart and moved in at the end: no borrow across awaits.
-        let mut ss = Segment::<S>::new(dir, base, now).st.into_inner();
-        let (start, expected) = match (&loaded, full) {
-            (Some((index, time_index)), false) => {
-                ss.index = index.clone();
-                ss.time_index = time_index.clone();
-                if let Some((ts, rel)) = time_index.last() {
-                    ss.max_timestamp = ts;
-                    ss.offset_of_max_timestamp = base + rel as i64;
+        let mut full = i >= first_unverified || loaded.is_none() || !producers_covered;
+        let (mut ss, invalid) = loop {
+            // Built apart and moved in at the end: no borrow across awaits.
+            let mut ss = Segment::<S>::new(dir, base, now).st.into_inner();
+            let (start, expected, indexed) = match (&loaded, full) {
+                (Some((index, time_index)), false) => {
+                    ss.index = index.clone();
+                    ss.time_index = time_index.clone();
+                    if let Some((ts, rel)) = time_index.last() {
+                        ss.max_timestamp = ts;
+                        ss.offset_of_max_timestamp = base + rel as i64;
+                    }
+                    (
+                        index.last().map_or(0, |(_, p)| p as u64),
+                        if index.is_empty() { Some(base) } else { None },
+                        index.last(),
+                    )
                 }
+                _ => (0, Some(base), None),
+            };
+            ss.size = start;
+            let mut sc = Scanner::new(&file, start, file_size, RECOVERY_READ_BYTES, expected)
+                .with_readahead();
+            let invalid = loop {
+                match sc
+                    .next(true)
+                    .await
+                    .map_err(RecoveryError::io(&seg.log_path))?
+                {
+                    Ok(Some((pos, h))) => {
+                        // The last index entry names the batch it points at.
+                        if let Some((rel, _)) = indexed.filter(|_| pos == start) {
+                            if h.last_offset() != base + rel as i64 {
+                                break Some((pos, "index entry does not match its batch".into()));
+                            }
+                        }
+                        if h.last_offset() >= next_base {
+                            break Some((
+                                pos,
+                                format!(
+                                    "batch ends at offset {} past the next segment",
+                                    h.last_offset()
+                                ),
+                            ));
+                        }
+                        ss.on_batch(base, &h, pos, cfg.index_interval_bytes);
+                        if full && h.base_offset >= snapshot_offset {
+                            producers.record(&h);
+                        }
+                    }
+                    Ok(None) => break None,
+                    Err(ScanEnd::Invalid { position, reason }) => break Some((position, reason)),
+                }
+            };
+            progress.add(dir, sc.bytes_read);
+            drop(sc); // may cancel a read-ahead past the valid end
+            if invalid.is_some() && !full {
+                // Trusted indexes led the scan to bad bytes. They are only a
+                // hint: scan the whole segment before truncating or refusing.
+                tracing::warn!(segment = %seg.log_path.display(), "indexes do not match the segment; scanning it in full");
+                full = true;
+                continue;
+            }
+            break (ss, invalid);
+        };
+        let invalid = invalid.or_else(|| {
+            // A sealed segment must end where the next begins: a shorter
+            // one (cut at a batch boundary, or emptied) lost data, and its
+            // offsets would read back as nothing at all.
+            (!last && ss.next_offset != next_base).then(|| {
                 (
-                    index.last().map_or(0, |(_, p)| p as u64),
-                    if index.is_empty() { Some(base) } else { None },
+                    ss.size,
+                    format!(
+                        "segment ends at offset {} but the next begins at {next_base}",
+                        ss.next_offset
+                    ),
                 )
-            }
-            _ => (0, Some(base)),
-        };
-        ss.size = start;
-        let mut sc =
-            Scanner::new(&file, start, file_size, RECOVERY_READ_BYTES, expected).with_readahead();
-        let invalid = loop {
-            match sc
-                .next(true)
-                .await
-                .map_err(RecoveryError::io(&seg.log_path))?
-            {
-                Ok(Some((pos, h))) => {
-                    if h.last_offset() >= next_base {
-                        break Some((
-                            pos,
-                            format!(
-                                "batch ends at offset {} past the next segment",
-                                h.last_offset()
-                            ),
-                        ));
-                    }
-                    ss.on_batch(base, &h, pos, cfg.index_interval_bytes);
-                    if full && h.base_offset >= snapshot_offset {
-                        producers.record(&h);
-                    }
-                }
-                Ok(None) => break None,
-                Err(ScanEnd::Invalid { position, reason }) => break Some((position, reason)),
-            }
-        };
-        progress.add(dir, sc.bytes_read);
-        drop(sc); // may cancel a read-ahead past the valid end
+            })
+        });
+        let truncated = invalid.is_some();
         if let Some((position, reason)) = invalid {
             if !last {
                 return Err(RecoveryError::Corrupt {
@@ -199,10 +231,16 @@ pub(crate) async fn recover<S: Storage>(
             file.truncate(position)
                 .await
                 .map_err(RecoveryError::io(&seg.log_path))?;
+            ss.size = position;
+        }
+        if last && (truncated || !clean) {
+            // The scan read what is in the file, synced or not (a kill -9 or
+            // a failed fdatasync leaves written, unsynced batches). Make it
+            // durable before serving it: an idempotent producer's retry of a
+            // batch found here is acknowledged as a duplicate.
             file.fdatasync()
                 .await
                 .map_err(RecoveryError::io(&seg.log_path))?;
-            ss.size = position;
         }
         let rebuilt = loaded
             .as_ref()
@@ -247,6 +285,13 @@ pub(crate) async fn recover<S: Storage>(
             next_offset,
             "recovery done"
         );
+    }
+    if !clean && !bases.is_empty() {
+        // The last segment's name may not be durable yet either.
+        storage
+            .sync_dir(dir)
+            .await
+            .map_err(RecoveryError::io(dir))?;
     }
     if clean {
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);

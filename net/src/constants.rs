@@ -114,3 +114,7 @@ pub const METRICS_REQUEST_BYTES_MAX: usize = 8 << 10;
 pub const METRICS_IO_TIMEOUT_MS: u64 = 5_000;
 /// Scrape requests queued per shard.
 pub const METRICS_QUEUE_CAPACITY: usize = 4;
+/// A poisoned partition log is reopened after this long, doubling while it
+/// keeps failing, up to the max (each reopen rescans its last segment).
+pub const REOPEN_BACKOFF_MS_MIN: u64 = 250;
+pub const REOPEN_BACKOFF_MS_MAX: u64 = 5_000;

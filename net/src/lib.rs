@@ -7,7 +7,9 @@
 //! naming glommio sockets), [`dispatch`] (frame to API module), one module
 //! per Kafka API, [`catalog`] (topic metadata, single writer), [`sendfile`]
 //! (cold reads off the reactor), [`limits`] (connection limits, rate-limited
-//! connection logs), [`metrics`] (Prometheus `/metrics` on a helper thread).
+//! connection logs), [`metrics`] (Prometheus `/metrics` on a helper thread),
+//! [`repair`] (poisoned logs reopened), [`group_coordinator`] (consumer
+//! groups and committed offsets).
 
 pub mod api_versions;
 pub mod catalog;
@@ -24,6 +26,7 @@ pub mod describe_groups;
 pub mod dispatch;
 pub mod errors;
 pub mod fetch;
+pub mod fifo_lock;
 pub mod find_coordinator;
 pub mod group_coordinator;
 pub mod heartbeat;
@@ -40,6 +43,7 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod repair;
 pub mod sendfile;
 pub mod server;
 pub mod shard;

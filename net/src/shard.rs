@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,12 +15,15 @@ use std::time::Duration;
 use bytes::BytesMut;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::sync::Semaphore;
-use spindle_engine::{AppendInfo, BatchCache, CacheStats, PartitionLog, ReadResult, WriteBudget};
+use spindle_engine::{
+    AppendInfo, BatchCache, CacheStats, LogConfig, PartitionLog, ReadResult, WriteBudget,
+};
 use tracing::{debug, info, warn};
 
 use crate::catalog::{Catalog, Snapshot};
 use crate::config::Config;
 use crate::errors;
+use crate::fifo_lock::FifoLock;
 use crate::group_coordinator::{self, GroupCall, GroupCoordinator, GroupResult};
 use crate::limits::ConnLogs;
 use crate::listener::HandOff;
@@ -109,8 +113,9 @@ pub struct Shard {
     pub sendfile: SendfilePool,
     pub conns: Arc<ConnCounts>,
     logs: RefCell<HashMap<(String, i32), Rc<PartitionLog>>>,
-    /// Serialises opening logs so one partition is never opened twice.
-    open_lock: Semaphore,
+    /// Serialises opening logs so one partition is never opened twice, and
+    /// hands itself out in arrival order (see `log`).
+    open_lock: FifoLock,
     cache: Rc<BatchCache>,
     write_budget: Rc<WriteBudget>,
     peers: Senders<ShardMsg>,
@@ -122,6 +127,10 @@ pub struct Shard {
     /// Request bytes read and not yet answered over this shard's
     /// connections (`--inflight-request-mb`).
     pub request_bytes: Semaphore,
+    /// Poisoned logs being reopened.
+    pub repairs: crate::repair::Repairs,
+    /// Set by `close_all`: no log opens after it.
+    closing: std::cell::Cell<bool>,
 }
 
 impl Shard {
@@ -150,7 +159,7 @@ impl Shard {
             sendfile,
             conns,
             logs: RefCell::new(HashMap::new()),
-            open_lock: Semaphore::new(1),
+            open_lock: FifoLock::default(),
             cache,
             write_budget,
             peers,
@@ -158,6 +167,8 @@ impl Shard {
             metrics,
             conn_logs: ConnLogs::default(),
             request_bytes,
+            repairs: Default::default(),
+            closing: Default::default(),
         })
     }
 
@@ -280,29 +291,30 @@ impl Shard {
     /// The log of a partition this shard owns, opened on first use.
     pub async fn log(&self, topic: &str, partition: i32) -> Result<Rc<PartitionLog>, i16> {
         let key = (topic.to_string(), partition);
+        // Ops on a partition must reach its log in arrival order: an append
+        // that arrived while the log was being opened must not be overtaken
+        // by a later one (an idempotent producer's next batch would look
+        // like a sequence gap). So the fast path is taken only when nobody
+        // waits for the open lock, which hands itself out in order.
+        if self.open_lock.is_idle() {
+            if let Some(l) = self.logs.borrow().get(&key) {
+                return Ok(l.clone());
+            }
+        }
+        let _permit = self.open_lock.lock().await;
         if let Some(l) = self.logs.borrow().get(&key) {
             return Ok(l.clone());
         }
-        let _permit = self
-            .open_lock
-            .acquire_permit(1)
-            .await
-            .map_err(|_| errors::NOT_LEADER_OR_FOLLOWER)?;
-        if let Some(l) = self.logs.borrow().get(&key) {
-            return Ok(l.clone());
+        if self.closing.get() {
+            return Err(errors::NOT_LEADER_OR_FOLLOWER);
         }
-        let snap = self.snapshot();
-        let meta = snap
-            .topic(topic)
-            .filter(|t| {
-                usize::try_from(partition)
-                    .ok()
-                    .and_then(|p| t.owners.get(p))
-                    == Some(&self.id)
-            })
+        if self.repairs.is_offline(topic, partition) {
+            // Its reopen failed; the repair task retries it.
+            return Err(errors::KAFKA_STORAGE_ERROR);
+        }
+        let (dir, cfg) = self
+            .log_location(topic, partition)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
-        let dir = self.config.data_dir.join(format!("{topic}-{partition}"));
-        let cfg = topic_config::log_config(&self.config, &meta.configs);
         match PartitionLog::open(dir.clone(), cfg, self.cache.clone()).await {
             Ok(log) => {
                 log.set_write_budget(self.write_budget.clone());
@@ -317,8 +329,57 @@ impl Shard {
         }
     }
 
+    /// Directory and log config of a partition owned here.
+    fn log_location(&self, topic: &str, partition: i32) -> Option<(PathBuf, LogConfig)> {
+        let snap = self.snapshot();
+        let meta = snap.topic(topic).filter(|t| {
+            usize::try_from(partition)
+                .ok()
+                .and_then(|p| t.owners.get(p))
+                == Some(&self.id)
+        })?;
+        let dir = self.config.data_dir.join(format!("{topic}-{partition}"));
+        Some((dir, topic_config::log_config(&self.config, &meta.configs)))
+    }
+
+    /// Closes `old` (a poisoned log; waits for its I/O in flight) and opens
+    /// the partition again, re-running recovery. `Err(None)`: the partition
+    /// is gone or no longer ours; `Err(Some(e))`: the open failed.
+    pub(crate) async fn reopen_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        old: Option<Rc<PartitionLog>>,
+    ) -> Result<(), Option<String>> {
+        let key = (topic.to_string(), partition);
+        let _permit = self.open_lock.lock().await;
+        if self.closing.get() {
+            return Err(None); // shutting down: the next start recovers it
+        }
+        if let Some(old) = old {
+            let ours = self
+                .logs
+                .borrow()
+                .get(&key)
+                .is_some_and(|l| Rc::ptr_eq(l, &old));
+            if !ours {
+                return Err(None); // deleted meanwhile
+            }
+            self.logs.borrow_mut().remove(&key);
+            let _ = old.close().await;
+        }
+        let (dir, cfg) = self.log_location(topic, partition).ok_or(None)?;
+        match PartitionLog::open(dir, cfg, self.cache.clone()).await {
+            Ok(log) => {
+                self.logs.borrow_mut().insert(key, log);
+                Ok(())
+            }
+            Err(e) => Err(Some(e.to_string())),
+        }
+    }
+
     /// Runs `op` on a partition owned here.
-    pub async fn exec(&self, topic: &str, partition: i32, op: PartitionOp) -> OpReply {
+    pub async fn exec(self: &Rc<Self>, topic: &str, partition: i32, op: PartitionOp) -> OpReply {
         let log = match self.log(topic, partition).await {
             Ok(l) => l,
             Err(code) => {
@@ -329,11 +390,13 @@ impl Shard {
             }
         };
         match op {
-            PartitionOp::Append(batches) => OpReply::Appended(
-                log.append(batches)
-                    .await
-                    .map_err(|e| (errors::append_error_code(&e), e.to_string())),
-            ),
+            PartitionOp::Append(batches) => {
+                let r = log.append(batches).await;
+                if log.is_poisoned() {
+                    crate::repair::schedule(self, topic, partition, &log);
+                }
+                OpReply::Appended(r.map_err(|e| (errors::append_error_code(&e), e.to_string())))
+            }
             PartitionOp::Read { offset, max_bytes } => {
                 OpReply::Read(log.read(offset, max_bytes).await.map_err(|e| {
                     let code = errors::read_error_code(&e);
@@ -376,6 +439,9 @@ impl Shard {
     /// Deletes the logs of partitions owned here (after the topic left
     /// the catalog).
     pub async fn drop_partitions(&self, topic: &str, partitions: &[i32]) {
+        // Not while a log is being opened or reopened: an open racing the
+        // removal would recreate the directory of a deleted topic.
+        let _permit = self.open_lock.lock().await;
         for &p in partitions {
             let log = self.logs.borrow_mut().remove(&(topic.to_string(), p));
             let dir = self.config.data_dir.join(format!("{topic}-{p}"));
@@ -444,6 +510,11 @@ impl Shard {
 
     /// Closes every log (flush and clean-shutdown marker).
     pub async fn close_all(&self) {
+        // No open or reopen may start after this, and one under way ends
+        // before the logs are drained (a log opened later would be left
+        // unclosed and need recovery on the next start).
+        self.closing.set(true);
+        let _permit = self.open_lock.lock().await;
         let logs: Vec<_> = self.logs.borrow_mut().drain().collect();
         for ((topic, p), log) in logs {
             if let Err(e) = log.close().await {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+pub mod acked;
 pub mod hostile;
 pub mod wire;
 
@@ -71,6 +72,7 @@ pub struct Broker {
     addr: String,
     data_dir: PathBuf,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
     log: Arc<Mutex<String>>,
     _scratch: Option<tempfile::TempDir>,
 }
@@ -78,43 +80,102 @@ pub struct Broker {
 impl Broker {
     /// Start a broker on 127.0.0.1:0 with a fresh data dir and `extra_args`.
     pub fn start(name: &str, extra_args: &[&str]) -> Result<Broker> {
+        Broker::start_with(name, None, extra_args, &[])
+    }
+
+    /// As [`Broker::start`], with the data dir at `data_dir` (a fresh one in
+    /// a scratch dir if `None`) and extra environment variables, kept for
+    /// restarts.
+    pub fn start_with(
+        name: &str,
+        data_dir: Option<PathBuf>,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Broker> {
         let scratch = scratch_dir(name);
-        let data_dir = scratch.path().join("data");
+        let data_dir = data_dir.unwrap_or_else(|| scratch.path().join("data"));
         let mut broker = Broker {
             child: None,
             addr: String::new(),
             data_dir,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             log: Arc::new(Mutex::new(String::new())),
             _scratch: Some(scratch),
         };
-        broker.spawn("127.0.0.1:0")?;
+        broker.spawn_on_free_port()?;
         Ok(broker)
+    }
+
+    /// Starts the broker on a free port below the kernel's ephemeral range
+    /// (32768-60999 here). A broker restarted on its port while clients
+    /// keep reconnecting should not sit in that range: a client's connect
+    /// to a port nobody listens on can pick that very port as its own
+    /// source port and connect to itself (TCP simultaneous open), which
+    /// holds the port and hands the client its own request back as the
+    /// answer. (A port also stays busy for a moment after a SIGKILL while
+    /// the kernel tears down the dead broker's io_uring; `restart` retries.)
+    fn spawn_on_free_port(&mut self) -> Result<()> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seed = std::process::id().wrapping_mul(2_654_435_761);
+        let mut last = None;
+        for _ in 0..50 {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 12_000) as u16;
+            let listen = format!("127.0.0.1:{port}");
+            if std::net::TcpListener::bind(&listen).is_err() {
+                continue;
+            }
+            match self.spawn(&listen) {
+                Ok(()) => return Ok(()),
+                Err(e) if self.log().contains("Address already in use") => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow!("no free port below the ephemeral range")))
     }
 
     /// Start a broker on 127.0.0.1:0 with its data in `data_dir` (for a
     /// filesystem the test made), and `extra_args`.
     pub fn start_in(name: &str, data_dir: &Path, extra_args: &[&str]) -> Result<Broker> {
-        let mut broker = Broker {
-            child: None,
-            addr: String::new(),
-            data_dir: data_dir.to_path_buf(),
-            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-            log: Arc::new(Mutex::new(String::new())),
-            _scratch: None,
-        };
-        let _ = name;
-        broker.spawn("127.0.0.1:0")?;
-        Ok(broker)
+        Broker::start_with(name, Some(data_dir.to_path_buf()), extra_args, &[])
     }
 
     fn spawn(&mut self, listen: &str) -> Result<()> {
+        let rx = self.spawn_child(listen)?;
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = parse_listening(&line) {
+                        self.addr = addr;
+                        return Ok(());
+                    }
+                }
+                Err(_) => {
+                    let _ = self.kill9();
+                    bail!(
+                        "broker did not report `listening on` in time\n{}",
+                        self.log()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Starts the process; its output lines go to the log and the channel.
+    fn spawn_child(&mut self, listen: &str) -> Result<mpsc::Receiver<String>> {
         let mut cmd = Command::new(spindle_bin());
         cmd.arg("--listen")
             .arg(listen)
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(&self.extra_args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -143,25 +204,22 @@ impl Broker {
         }
         drop(tx);
         self.child = Some(child);
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = parse_listening(&line) {
-                        self.addr = addr;
-                        return Ok(());
-                    }
-                }
-                Err(_) => {
-                    let _ = self.kill9();
-                    bail!(
-                        "broker did not report `listening on` in time\n{}",
-                        self.log()
-                    );
-                }
-            }
-        }
+        Ok(rx)
+    }
+
+    /// Starts again on the same port and data dir and SIGKILLs the process
+    /// `after` later, ready or not: a kill during startup and recovery.
+    /// Returns whether it had reported `listening on` by then.
+    pub fn start_and_kill_after(&mut self, after: Duration) -> Result<bool> {
+        let listen = self.addr.clone();
+        self.log
+            .lock()
+            .map(|mut l| l.push_str("--- start, killed during startup ---\n"))
+            .ok();
+        let rx = self.spawn_child(&listen)?;
+        std::thread::sleep(after);
+        self.kill9()?;
+        Ok(rx.try_iter().any(|l| parse_listening(&l).is_some()))
     }
 
     /// `HOST:PORT` the broker listens on.

@@ -1,5 +1,6 @@
 //! glommio DMA files: O_DIRECT reads and writes through io_uring.
 
+use super::fault::{FaultOp, FileFaults};
 use super::{IoBuf, Storage, StorageFile};
 use crate::constants::{WRITE_BUF_BYTES, WRITE_BUF_POOL_PER_SHARD};
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
@@ -27,8 +28,18 @@ impl IoBuf for DmaBuffer {
     }
 }
 
-/// A glommio DMA file opened read-write.
-pub struct DmaStorageFile(DmaFile);
+/// A glommio DMA file opened read-write, with the test-only fault hook
+/// (`None` unless `SPINDLE_FAULTS` names this file; see `fault.rs`).
+pub struct DmaStorageFile(DmaFile, Option<Box<FileFaults>>);
+
+impl DmaStorageFile {
+    fn fault(&self, op: FaultOp) -> io::Result<()> {
+        match &self.1 {
+            None => Ok(()),
+            Some(f) => f.check(op),
+        }
+    }
+}
 
 impl StorageFile for DmaStorageFile {
     type Buf = DmaBuffer;
@@ -36,6 +47,7 @@ impl StorageFile for DmaStorageFile {
 
     async fn write_at(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<usize> {
         let len = buf.len();
+        self.fault(FaultOp::Write)?;
         let n = self.0.write_rc_at(buf, pos).await?;
         if n != len {
             return Err(io::Error::new(
@@ -49,12 +61,14 @@ impl StorageFile for DmaStorageFile {
         Ok(self.0.read_at(pos, len).await?)
     }
     async fn fdatasync(&self) -> io::Result<()> {
+        self.fault(FaultOp::Sync)?;
         Ok(self.0.fdatasync().await?)
     }
     async fn truncate(&self, len: u64) -> io::Result<()> {
         Ok(self.0.truncate(len).await?)
     }
     async fn preallocate(&self, len: u64) -> io::Result<()> {
+        self.fault(FaultOp::Alloc)?;
         Ok(self.0.pre_allocate(len, false).await?)
     }
     async fn size(&self) -> io::Result<u64> {
@@ -128,7 +142,7 @@ impl Storage for DmaStorage {
             .create(create)
             .dma_open(path)
             .await?;
-        Ok(DmaStorageFile(f))
+        Ok(DmaStorageFile(f, FileFaults::for_path(path)))
     }
     // Directory operations are rare (open, roll, retention) and cheap
     // metadata calls; they run inline.

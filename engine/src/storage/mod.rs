@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub mod dma;
+pub mod fault;
 pub mod sim;
 
 pub use dma::DmaStorage;
