@@ -36,7 +36,8 @@ use spindle_engine::ReadChunk;
 use tracing::{debug, warn};
 
 use crate::constants::{
-    INFLIGHT_BYTES_PER_CONNECTION, READ_CHUNK_BYTES, READ_CHUNK_BYTES_MIN, SENDFILE_RETRY_MS_MAX,
+    INFLIGHT_BYTES_PER_CONNECTION, READ_CHUNK_BYTES, READ_CHUNK_BYTES_MIN, READ_RESERVE_BYTES_MAX,
+    SENDFILE_RETRY_MS_MAX,
 };
 use crate::dispatch::{dispatch, Outcome, Response};
 use crate::listener::Bound;
@@ -399,22 +400,43 @@ impl Input {
         let mut frame = self.buf.split_to(total);
         self.filled -= total;
         frame.advance(FRAME_PREFIX_LEN);
+        if total > READ_CHUNK_BYTES {
+            // The next frame starts in a small read: what arrives of it
+            // before its size is known is copied once when its room is
+            // reserved.
+            self.chunk = 0;
+        }
         Ok(Some(frame))
     }
 
     /// Room to read into, made when the buffer is full: one chunk, or for
     /// a large frame as much again as has arrived of it (up to its end;
-    /// its size was checked against the bound). So the buffer grows with
-    /// the bytes received, never with the size a peer announced.
+    /// its size was checked against the bound). So the memory touched
+    /// grows with the bytes received, never with the size a peer
+    /// announced. Address space for the frame (up to
+    /// READ_RESERVE_BYTES_MAX) is reserved once: the buffer shares its
+    /// allocation with the frames split off before, so each growth would
+    /// otherwise copy what has arrived (a profile of 1 MiB produce
+    /// requests showed that copy at 14% of the broker's CPU).
     fn room(&mut self, frame_max: u32) -> Result<&mut [u8], DecodeError> {
         let frame_end = match self.prefix() {
             Some(p) => FRAME_PREFIX_LEN + frame_size(p, frame_max)? as usize,
             None => 0,
         };
+        let want = frame_end.min(self.filled + READ_RESERVE_BYTES_MAX);
+        if want > self.buf.capacity() {
+            self.buf.reserve(want - self.buf.len());
+        }
         if self.buf.len() == self.filled {
             self.chunk = (self.chunk * 2).clamp(READ_CHUNK_BYTES_MIN, READ_CHUNK_BYTES);
             let frame_left = frame_end.saturating_sub(self.filled);
-            let step = self.chunk.max(self.filled.min(frame_left));
+            let mut step = self.chunk.max(self.filled.min(frame_left));
+            if frame_end > READ_CHUNK_BYTES && frame_left > 0 {
+                // A large frame is read up to its end and no further, so
+                // nothing of the next one shares (and must be copied out
+                // of) its allocation.
+                step = step.min(frame_left);
+            }
             self.buf.resize(self.filled + step, 0);
         }
         Ok(&mut self.buf[self.filled..])
@@ -556,6 +578,45 @@ mod tests {
             "room {} for a 100 MB announcement",
             room.len()
         );
-        assert!(input.buf.capacity() < 1 << 20);
+        // Address space only, and bounded; the memory touched is `room`.
+        assert!(input.buf.capacity() <= READ_RESERVE_BYTES_MAX + (64 << 10));
+    }
+
+    #[test]
+    fn a_large_frame_is_received_without_moving() {
+        // Frames split off earlier share the buffer's allocation; growing
+        // it for the next frame must not copy that frame's start around.
+        let mut input = Input::default();
+        let mut wire = Vec::new();
+        for _ in 0..2 {
+            wire.extend_from_slice(&(3_000_000i32).to_be_bytes());
+            wire.extend(std::iter::repeat_n(7u8, 3_000_000));
+        }
+        let mut at = 0;
+        let mut frames = Vec::new();
+        let mut starts = Vec::new();
+        while frames.len() < 2 {
+            while let Some(f) = input.next_frame(4 << 20).unwrap() {
+                frames.push(f);
+            }
+            if frames.len() == 2 {
+                break;
+            }
+            let room = input.room(4 << 20).unwrap();
+            let n = room.len().min(64 << 10).min(wire.len() - at);
+            room[..n].copy_from_slice(&wire[at..at + n]);
+            input.filled += n;
+            at += n;
+            starts.push(input.buf.as_ptr() as usize);
+        }
+        // Once a frame's prefix arrived, its buffer stayed put.
+        let moves = starts.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(
+            moves <= 4,
+            "the buffer moved {moves} times for two 3 MB frames"
+        );
+        assert!(frames
+            .iter()
+            .all(|f| f.len() == 3_000_000 && f.iter().all(|b| *b == 7)));
     }
 }

@@ -54,6 +54,11 @@ pub const INFLIGHT_BYTES_PER_CONNECTION: u64 = 256 << 20;
 /// for a new connection, doubling per growth up to READ_CHUNK_BYTES.
 pub const READ_CHUNK_BYTES: usize = 64 << 10;
 pub const READ_CHUNK_BYTES_MIN: usize = 4 << 10;
+/// A frame being received gets address space (not memory: pages are only
+/// touched as bytes arrive) for up to this much of it at once, so a large
+/// request is received without its start being copied every time the
+/// buffer grows.
+pub const READ_RESERVE_BYTES_MAX: usize = 8 << 20;
 /// Capacity of each cross-shard channel (messages, not bytes: payloads
 /// move with their buffers).
 pub const SHARD_CHANNEL_CAPACITY: usize = 1024;
