@@ -423,10 +423,6 @@ impl Input {
             Some(p) => FRAME_PREFIX_LEN + frame_size(p, frame_max)? as usize,
             None => 0,
         };
-        let want = frame_end.min(self.filled + READ_RESERVE_BYTES_MAX);
-        if want > self.buf.capacity() {
-            self.buf.reserve(want - self.buf.len());
-        }
         if self.buf.len() == self.filled {
             self.chunk = (self.chunk * 2).clamp(READ_CHUNK_BYTES_MIN, READ_CHUNK_BYTES);
             let frame_left = frame_end.saturating_sub(self.filled);
@@ -436,6 +432,13 @@ impl Input {
                 // nothing of the next one shares (and must be copied out
                 // of) its allocation.
                 step = step.min(frame_left);
+            }
+            if self.filled + step > self.buf.capacity() {
+                // Only when the room does not fit: each reallocation copies
+                // what arrived, so grow by a lot (address space) at once.
+                let ahead = READ_RESERVE_BYTES_MAX.max(self.filled);
+                let want = frame_end.min(self.filled + ahead).max(self.filled + step);
+                self.buf.reserve(want - self.buf.len());
             }
             self.buf.resize(self.filled + step, 0);
         }
