@@ -61,5 +61,10 @@ pub const PRODUCERS_MAX: usize = 10_000;
 /// Largest batch accepted, whatever the segment size.
 pub const BATCH_BYTES_MAX: u64 = 64 << 20;
 
+/// A write round's writes or fdatasync taking longer than this is logged
+/// (at most once per SLOW_IO_LOG_INTERVAL_MS per log).
+pub const SLOW_IO_MS: u64 = 50;
+pub const SLOW_IO_LOG_INTERVAL_MS: u64 = 10_000;
+
 /// Interval of the flusher under `flush=interval:MS` is at least this.
 pub const FLUSH_INTERVAL_MS_MIN: u64 = 1;

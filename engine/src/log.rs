@@ -9,9 +9,9 @@ use crate::batch::{set_base_offset, validate_batches, BatchHeader};
 use crate::batch_cache::BatchCache;
 use crate::config::{FlushMode, LogConfig};
 use crate::constants::{
-    ALIGN, BATCH_BYTES_MAX, PREALLOC_STEP_BYTES, READ_SCAN_WINDOW_BYTES, WRITE_BEHIND_BYTES_MAX,
-    WRITE_BUF_BYTES, WRITE_QUEUE_DEPTH, WRITE_ROUND_OPS_MAX, ZERO_FILL_AHEAD_BYTES,
-    ZERO_FILL_ROUND_BYTES_MAX, ZERO_FILL_WRITE_BYTES,
+    ALIGN, BATCH_BYTES_MAX, PREALLOC_STEP_BYTES, READ_SCAN_WINDOW_BYTES, SLOW_IO_LOG_INTERVAL_MS,
+    SLOW_IO_MS, WRITE_BEHIND_BYTES_MAX, WRITE_BUF_BYTES, WRITE_QUEUE_DEPTH, WRITE_ROUND_OPS_MAX,
+    ZERO_FILL_AHEAD_BYTES, ZERO_FILL_ROUND_BYTES_MAX, ZERO_FILL_WRITE_BYTES,
 };
 use crate::error::{AppendError, ReadError, RecoveryError};
 use crate::producer_state::{ProducerState, SeqCheck};
@@ -125,6 +125,8 @@ pub struct PartitionLog<S: Storage = DmaStorage> {
     budget: RefCell<Option<Rc<WriteBudget>>>,
     /// Unwritten bytes of this log last counted in `budget`.
     budget_held: Cell<u64>,
+    /// When a slow write-round step was last logged.
+    slow_logged: Cell<Option<std::time::Instant>>,
     me: Weak<PartitionLog<S>>,
     st: RefCell<LogState<S>>,
     hw_signal: Rc<Signal>,
@@ -179,6 +181,7 @@ impl<S: Storage> PartitionLog<S> {
             cache,
             budget: RefCell::new(None),
             budget_held: Cell::new(0),
+            slow_logged: Cell::new(None),
             me: me.clone(),
             st: RefCell::new(LogState {
                 cfg,
@@ -248,6 +251,25 @@ impl<S: Storage> PartitionLog<S> {
 
     pub fn config(&self) -> LogConfig {
         self.st.borrow().cfg.clone()
+    }
+
+    /// Logs an I/O step of a write round that took longer than
+    /// SLOW_IO_MS (at most once per SLOW_IO_LOG_INTERVAL_MS per log):
+    /// every append waiting for the round waits that long, so these set
+    /// the tail latency of acks.
+    fn note_slow(&self, what: &str, started: std::time::Instant) {
+        let took = started.elapsed();
+        if took < std::time::Duration::from_millis(SLOW_IO_MS) {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let due = self.slow_logged.get().is_none_or(|t| {
+            now.duration_since(t) >= std::time::Duration::from_millis(SLOW_IO_LOG_INTERVAL_MS)
+        });
+        if due {
+            self.slow_logged.set(Some(now));
+            tracing::warn!(dir = %self.dir.display(), step = what, ms = took.as_millis() as u64, "slow write round step");
+        }
     }
 
     /// Counts this log's unwritten bytes in the shard's `budget` from now
@@ -548,12 +570,16 @@ impl<S: Storage> PartitionLog<S> {
             // Write-behind rounds keep taking full buffers of the active
             // segment as appenders fill them, up to a bound.
             let refill = !sync && !partial && !job.finalize;
+            let started = std::time::Instant::now();
             self.write_ops(&job.seg, &file, job.ops, refill, seg_max)
                 .await?;
+            self.note_slow("writes", started);
             if job.finalize {
                 checkpoint = Some(self.finalize(&job.seg, &file).await?);
             } else if sync && job.seg.st.borrow().dirty {
+                let started = std::time::Instant::now();
                 file.fdatasync().await?;
+                self.note_slow("fdatasync", started);
                 job.seg.st.borrow_mut().dirty = false;
             }
         }
