@@ -1,6 +1,6 @@
 //! Kafka requests built by hand (std only) for the raw-protocol tests of
-//! limits, hostile clients and metrics, so they share no code with the
-//! codec they exercise. `tests/tests/protocol.rs` keeps its own copy.
+//! bad input, limits, hostile clients and metrics, so they share no code
+//! with the codec they exercise.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -140,30 +140,30 @@ fn put_varint(v: &mut Vec<u8>, x: i64) {
 pub fn batch(values: &[&[u8]], timestamp_ms: i64) -> Vec<u8> {
     let mut records = Vec::new();
     for (i, val) in values.iter().enumerate() {
-        let mut r = vec![0u8];
-        put_varint(&mut r, 0);
-        put_varint(&mut r, i as i64);
-        put_varint(&mut r, -1);
+        let mut r = vec![0u8]; // attributes
+        put_varint(&mut r, 0); // timestamp delta
+        put_varint(&mut r, i as i64); // offset delta
+        put_varint(&mut r, -1); // null key
         put_varint(&mut r, val.len() as i64);
         r.extend_from_slice(val);
-        put_varint(&mut r, 0);
+        put_varint(&mut r, 0); // headers
         put_varint(&mut records, r.len() as i64);
         records.extend_from_slice(&r);
     }
     let mut after_crc = Vec::new();
-    after_crc.extend_from_slice(&0i16.to_be_bytes());
+    after_crc.extend_from_slice(&0i16.to_be_bytes()); // attributes
     after_crc.extend_from_slice(&(values.len() as i32 - 1).to_be_bytes());
     after_crc.extend_from_slice(&timestamp_ms.to_be_bytes());
     after_crc.extend_from_slice(&timestamp_ms.to_be_bytes());
-    after_crc.extend_from_slice(&(-1i64).to_be_bytes());
-    after_crc.extend_from_slice(&(-1i16).to_be_bytes());
-    after_crc.extend_from_slice(&(-1i32).to_be_bytes());
+    after_crc.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    after_crc.extend_from_slice(&(-1i16).to_be_bytes()); // epoch
+    after_crc.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
     after_crc.extend_from_slice(&(values.len() as i32).to_be_bytes());
     after_crc.extend_from_slice(&records);
     let mut b = Vec::new();
     b.extend_from_slice(&0i64.to_be_bytes());
     b.extend_from_slice(&((4 + 1 + 4 + after_crc.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
     b.push(2);
     b.extend_from_slice(&crc32c(&after_crc).to_be_bytes());
     b.extend_from_slice(&after_crc);

@@ -4,85 +4,23 @@
 //! connection; the broker keeps serving its other clients, and the log
 //! holds nothing of the bad request.
 //!
-//! Requests are built by hand (std only), so these tests share no code
-//! with the codec they check.
+//! Requests are built by hand (std only, `spindle_tests::wire`), so these
+//! tests share no code with the codec they check.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
+use spindle_tests::wire::{
+    api_versions_v0, batch, expect_closed, frame, parse_produce_v3, produce_v3, put_str,
+    read_frame, request,
+};
 use spindle_tests::Broker;
-
-const IO_TIMEOUT: Duration = Duration::from_secs(20);
 
 // ---- wire helpers -------------------------------------------------------
 
 fn connect(b: &Broker) -> Result<TcpStream> {
-    let s = TcpStream::connect(b.addr()).context("connect")?;
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    s.set_nodelay(true)?;
-    Ok(s)
-}
-
-/// Request header v1 (non-flexible) followed by `body`, framed.
-fn request(api_key: i16, version: i16, corr: i32, body: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&api_key.to_be_bytes());
-    v.extend_from_slice(&version.to_be_bytes());
-    v.extend_from_slice(&corr.to_be_bytes());
-    put_str(&mut v, "protocol-test");
-    v.extend_from_slice(body);
-    frame(&v)
-}
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut v = (payload.len() as i32).to_be_bytes().to_vec();
-    v.extend_from_slice(payload);
-    v
-}
-
-fn put_str(v: &mut Vec<u8>, s: &str) {
-    v.extend_from_slice(&(s.len() as i16).to_be_bytes());
-    v.extend_from_slice(s.as_bytes());
-}
-
-/// Reads one response frame; `Ok(None)` if the broker closed the
-/// connection instead.
-fn read_frame(s: &mut TcpStream) -> Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match s.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if is_closed(&e) => return Ok(None),
-        Err(e) => return Err(e).context("read response size"),
-    }
-    let n = i32::from_be_bytes(len);
-    ensure!((0..64 << 20).contains(&n), "response size {n}");
-    let mut buf = vec![0u8; n as usize];
-    s.read_exact(&mut buf).context("read response body")?;
-    Ok(Some(buf))
-}
-
-fn is_closed(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::UnexpectedEof
-            | std::io::ErrorKind::ConnectionReset
-            | std::io::ErrorKind::BrokenPipe
-    )
-}
-
-/// Asserts the broker closes the connection (EOF or reset) without
-/// answering.
-fn expect_closed(s: &mut TcpStream) -> Result<()> {
-    let mut buf = [0u8; 256];
-    match s.read(&mut buf) {
-        Ok(0) => Ok(()),
-        Ok(n) => bail!("expected the connection closed, got {n} bytes"),
-        Err(e) if is_closed(&e) => Ok(()),
-        Err(e) => Err(e).context("waiting for close"),
-    }
+    spindle_tests::wire::connect(b.addr())
 }
 
 /// A cursor over a response.
@@ -125,69 +63,7 @@ impl Cur<'_> {
 
 // ---- record batches (magic 2) -------------------------------------------
 
-fn crc32c(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x82F6_3B78
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-fn put_varint(v: &mut Vec<u8>, x: i64) {
-    let mut z = ((x << 1) ^ (x >> 63)) as u64;
-    while z >= 0x80 {
-        v.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    v.push(z as u8);
-}
-
-/// A v2 batch of records with the given values (no keys, no headers).
-fn batch(values: &[&[u8]], timestamp_ms: i64) -> Vec<u8> {
-    let mut records = Vec::new();
-    for (i, val) in values.iter().enumerate() {
-        let mut r = vec![0u8]; // attributes
-        put_varint(&mut r, 0); // timestamp delta
-        put_varint(&mut r, i as i64); // offset delta
-        put_varint(&mut r, -1); // null key
-        put_varint(&mut r, val.len() as i64);
-        r.extend_from_slice(val);
-        put_varint(&mut r, 0); // headers
-        put_varint(&mut records, r.len() as i64);
-        records.extend_from_slice(&r);
-    }
-    let mut after_crc = Vec::new();
-    after_crc.extend_from_slice(&0i16.to_be_bytes()); // attributes
-    after_crc.extend_from_slice(&(values.len() as i32 - 1).to_be_bytes());
-    after_crc.extend_from_slice(&timestamp_ms.to_be_bytes());
-    after_crc.extend_from_slice(&timestamp_ms.to_be_bytes());
-    after_crc.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
-    after_crc.extend_from_slice(&(-1i16).to_be_bytes()); // epoch
-    after_crc.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
-    after_crc.extend_from_slice(&(values.len() as i32).to_be_bytes());
-    after_crc.extend_from_slice(&records);
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&((4 + 1 + 4 + after_crc.len()) as i32).to_be_bytes());
-    b.extend_from_slice(&(-1i32).to_be_bytes()); // partition leader epoch
-    b.push(2);
-    b.extend_from_slice(&crc32c(&after_crc).to_be_bytes());
-    b.extend_from_slice(&after_crc);
-    b
-}
-
 // ---- requests -----------------------------------------------------------
-
-fn api_versions_v0(corr: i32) -> Vec<u8> {
-    request(18, 0, corr, &[])
-}
 
 /// Checks an ApiVersions v0 response; returns its error code and keys.
 /// (api key, min version, max version)
@@ -241,33 +117,6 @@ fn create_topic(b: &Broker, topic: &str) -> Result<()> {
     ensure!(err == 0, "metadata topic error {err}");
     ensure!(c.string()? == topic);
     Ok(())
-}
-
-fn produce_v3(corr: i32, acks: i16, topic: &str, partition: i32, records: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&(-1i16).to_be_bytes()); // transactional id
-    body.extend_from_slice(&acks.to_be_bytes());
-    body.extend_from_slice(&10_000i32.to_be_bytes());
-    body.extend_from_slice(&1i32.to_be_bytes());
-    put_str(&mut body, topic);
-    body.extend_from_slice(&1i32.to_be_bytes());
-    body.extend_from_slice(&partition.to_be_bytes());
-    body.extend_from_slice(&(records.len() as i32).to_be_bytes());
-    body.extend_from_slice(records);
-    request(0, 3, corr, &body)
-}
-
-/// Produce v3 response: (error code, base offset) of the one partition.
-fn parse_produce_v3(resp: &[u8], corr: i32) -> Result<(i16, i64)> {
-    let mut c = Cur(resp);
-    ensure!(c.i32()? == corr, "correlation id");
-    ensure!(c.i32()? == 1);
-    c.string()?;
-    ensure!(c.i32()? == 1);
-    c.i32()?;
-    let err = c.i16()?;
-    let base = c.i64()?;
-    Ok((err, base))
 }
 
 /// Fetch v4 of one partition from `offset`: (error, high watermark,
