@@ -68,3 +68,8 @@ pub const SLOW_IO_LOG_INTERVAL_MS: u64 = 10_000;
 
 /// Interval of the flusher under `flush=interval:MS` is at least this.
 pub const FLUSH_INTERVAL_MS_MIN: u64 = 1;
+
+/// How long an appender that filled a write buffer steps off the CPU under
+/// flush=interval and flush=never: any timer makes it wait for the next
+/// reactor poll, which submits the buffer's write (see `PartitionLog::append`).
+pub const REACTOR_YIELD: std::time::Duration = std::time::Duration::from_micros(1);

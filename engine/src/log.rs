@@ -9,9 +9,10 @@ use crate::batch::{set_base_offset, validate_batches, BatchHeader};
 use crate::batch_cache::BatchCache;
 use crate::config::{FlushMode, LogConfig};
 use crate::constants::{
-    ALIGN, BATCH_BYTES_MAX, PREALLOC_STEP_BYTES, READ_SCAN_WINDOW_BYTES, SLOW_IO_LOG_INTERVAL_MS,
-    SLOW_IO_MS, WRITE_BEHIND_BYTES_MAX, WRITE_BUF_BYTES, WRITE_QUEUE_DEPTH, WRITE_ROUND_OPS_MAX,
-    ZERO_FILL_AHEAD_BYTES, ZERO_FILL_ROUND_BYTES_MAX, ZERO_FILL_WRITE_BYTES,
+    ALIGN, BATCH_BYTES_MAX, PREALLOC_STEP_BYTES, REACTOR_YIELD, READ_SCAN_WINDOW_BYTES,
+    SLOW_IO_LOG_INTERVAL_MS, SLOW_IO_MS, WRITE_BEHIND_BYTES_MAX, WRITE_BUF_BYTES,
+    WRITE_QUEUE_DEPTH, WRITE_ROUND_OPS_MAX, ZERO_FILL_AHEAD_BYTES, ZERO_FILL_ROUND_BYTES_MAX,
+    ZERO_FILL_WRITE_BYTES,
 };
 use crate::error::{AppendError, ReadError, RecoveryError};
 use crate::producer_state::{ProducerState, SeqCheck};
@@ -331,7 +332,7 @@ impl<S: Storage> PartitionLog<S> {
     /// Appends one or more concatenated batches; see the crate docs for the
     /// contract. Offsets are assigned before the first await.
     pub async fn append(&self, mut batches: BytesMut) -> Result<AppendInfo, AppendError> {
-        let (target, info) = self.append_sync(&mut batches)?;
+        let (target, info, filled) = self.append_sync(&mut batches)?;
         let batch_mode = self.st.borrow().cfg.flush == FlushMode::Batch;
         if batch_mode {
             self.sync_to(target).await?;
@@ -341,11 +342,23 @@ impl<S: Storage> PartitionLog<S> {
             self.write_behind();
             self.wait_round(false, false, |st| self.write_behind_done(st))
                 .await?;
+            // A buffer this append filled is written only once the writer
+            // task has taken it and the reactor has submitted it, and glommio
+            // polls its rings only when no task is runnable (or its 100 ms
+            // preemption timer fires). An appender that never awaits anything
+            // else (a tight loop, a busy shard) would fill the whole
+            // write-behind bound with the device idle: step off the CPU until
+            // the next reactor poll, once per buffer filled.
+            if filled {
+                glommio::timer::sleep(REACTOR_YIELD).await;
+            }
         }
         Ok(info)
     }
 
-    fn append_sync(&self, batches: &mut BytesMut) -> Result<(i64, AppendInfo), AppendError> {
+    /// Assigns offsets and copies into the appender; also says whether a
+    /// write buffer was filled.
+    fn append_sync(&self, batches: &mut BytesMut) -> Result<(i64, AppendInfo, bool), AppendError> {
         let mut st = self.st.borrow_mut();
         if st.closing {
             return Err(AppendError::Closed);
@@ -363,7 +376,7 @@ impl<S: Storage> PartitionLog<S> {
                 log_start_offset: st.log_start_offset,
                 duplicate: true,
             };
-            return Ok((last_offset + 1, info));
+            return Ok((last_offset + 1, info, false));
         }
         let base = st.next_offset;
         let mut next = base;
@@ -375,6 +388,7 @@ impl<S: Storage> PartitionLog<S> {
         let now = now_ms();
         let interval = st.cfg.index_interval_bytes;
         let mut next = base;
+        let mut filled = false;
         for (pos, h) in parsed {
             let h = BatchHeader {
                 base_offset: next,
@@ -388,7 +402,9 @@ impl<S: Storage> PartitionLog<S> {
                 let at = ss.size;
                 let storage = &self.storage;
                 if let Some(app) = ss.appender.as_mut() {
+                    let before = app.buffers_filled();
                     app.append(&slice, &mut |n| storage.alloc_buf(n));
+                    filled |= app.buffers_filled() != before;
                 }
                 ss.on_batch(seg.base_offset, &h, at, interval);
             }
@@ -409,7 +425,7 @@ impl<S: Storage> PartitionLog<S> {
             drop(st);
             self.hw_signal.notify();
         }
-        Ok((next, info))
+        Ok((next, info, filled))
     }
 
     /// The segment the batch at `offset` of `len` bytes goes to, rolling
@@ -636,6 +652,8 @@ impl<S: Storage> PartitionLog<S> {
                         .unwrap_or_default();
                     if !more.is_empty() {
                         self.account(&self.st.borrow());
+                        // Appenders held at the write-behind bound may go on.
+                        self.writer_signal.notify();
                     }
                     taken += more.len();
                     queued.extend(more);

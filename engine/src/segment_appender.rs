@@ -52,6 +52,8 @@ pub(crate) struct SegmentAppender<B: IoBuf> {
     carry: Vec<u8>,
     ready: VecDeque<WriteOp<B>>,
     logical_end: u64,
+    /// Full buffers made by `append` so far.
+    filled: u64,
 }
 
 impl<B: IoBuf> SegmentAppender<B> {
@@ -68,6 +70,7 @@ impl<B: IoBuf> SegmentAppender<B> {
             carry: tail,
             ready: VecDeque::new(),
             logical_end,
+            filled: 0,
         }
     }
 
@@ -78,6 +81,11 @@ impl<B: IoBuf> SegmentAppender<B> {
             .map(|op| op.buf.as_slice().len() as u64)
             .sum::<u64>()
             + self.cur_len as u64
+    }
+
+    /// Full buffers `append` has made since the appender was created.
+    pub fn buffers_filled(&self) -> u64 {
+        self.filled
     }
 
     /// Copies `data` after the logical end.
@@ -102,6 +110,7 @@ impl<B: IoBuf> SegmentAppender<B> {
                 let pos = self.cur_pos;
                 self.cur_pos += self.buf_bytes as u64;
                 self.cur_len = 0;
+                self.filled += 1;
                 self.ready.push_back(WriteOp {
                     pos,
                     buf: Rc::new(buf),

@@ -330,18 +330,23 @@ fn wait_for_data_wakes_on_append_and_close() {
     });
 }
 
-/// Appends `calls` batches of 3 MiB round-robin to `logs` logs under
-/// flush=never sharing one write budget; returns the budget's peak.
+/// Appends 3 MiB batches to `logs` logs under flush=never, one task per log,
+/// sharing one write budget, on a simulated disk that has stopped
+/// completing writes; returns the budget's peak once every appender waits.
+/// Each log's writer holds its queue depth of buffers in flight (handed to
+/// the disk, so no longer counted) and the rest pile up as unwritten bytes.
 fn write_behind_peak(budget_bytes: u64, logs: usize) -> u64 {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let root = dir.path().to_path_buf();
     run(async move {
+        let disk = SimDisk::new();
+        disk.stall_writes();
         let cache = BatchCache::new(0);
         let budget = WriteBudget::new(budget_bytes);
-        let mut opened = Vec::new();
+        let finished = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut tasks = Vec::new();
         for i in 0..logs {
-            let log = PartitionLog::open(
-                root.join(format!("wb-{i}")),
+            let log = PartitionLog::open_with(
+                disk.storage(),
+                PathBuf::from(format!("/wb-{i}")),
                 LogConfig {
                     flush: FlushMode::Never,
                     ..LogConfig::default()
@@ -351,35 +356,82 @@ fn write_behind_peak(budget_bytes: u64, logs: usize) -> u64 {
             .await
             .unwrap();
             log.set_write_budget(budget.clone());
-            opened.push(log);
+            let finished = finished.clone();
+            tasks.push(glommio::spawn_local(async move {
+                // 32 MiB in flight plus the log's own bound of 32 MiB, and more.
+                for n in 0..24u64 {
+                    log.append(batch(n, 1, 1_000, 3 << 20)).await.unwrap();
+                }
+                finished.set(finished.get() + 1);
+            }));
         }
-        for (i, log) in opened.iter().enumerate() {
-            log.append(batch(i as u64, 1, 1_000, 3 << 20))
-                .await
-                .unwrap();
+        // Wait until the appenders stop making progress (debug builds copy
+        // and checksum slowly), at most 60 s.
+        let (mut last, mut still) = (u64::MAX, 0);
+        for _ in 0..600 {
+            glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+            let used = budget.used_bytes();
+            still = if used == last { still + 1 } else { 0 };
+            last = used;
+            if still == 3 {
+                break;
+            }
         }
-        let peak = budget.used_bytes_peak();
-        for log in &opened {
-            log.close().await.unwrap();
-            assert_eq!(log.log_end_offset(), 1);
-        }
-        assert_eq!(budget.used_bytes(), 0, "closed logs hold no budget");
-        peak
+        assert_eq!(still, 3, "appenders settle");
+        assert_eq!(
+            finished.get(),
+            0,
+            "every appender waits for the stalled disk"
+        );
+        // The stalled tasks are dropped with the executor.
+        budget.used_bytes_peak()
     })
 }
 
 #[test]
+fn a_tight_appender_lets_its_buffers_be_written() {
+    // An appender that never awaits anything else must still hand each
+    // buffer it fills to the writer at once, instead of filling the whole
+    // write-behind bound (32 MiB) with the device idle.
+    run(async move {
+        let disk = SimDisk::new();
+        let budget = WriteBudget::new(1 << 40);
+        let log = PartitionLog::open_with(
+            disk.storage(),
+            PathBuf::from("/tight-0"),
+            LogConfig {
+                flush: FlushMode::Never,
+                ..LogConfig::default()
+            },
+            BatchCache::new(0),
+        )
+        .await
+        .unwrap();
+        log.set_write_budget(budget.clone());
+        for n in 0..48u64 {
+            log.append(batch(n, 1, 1_000, 1 << 20)).await.unwrap();
+        }
+        let peak = budget.used_bytes_peak();
+        assert!(peak <= 4 << 20, "{peak} bytes waited for the writer");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
 fn write_budget_caps_unwritten_bytes_per_shard() {
-    // Appends return before their bytes are written (flush=never), so
-    // without a shard budget 8 logs hold 8 x 3 MiB unwritten at once...
-    let unbounded = write_behind_peak(1 << 40, 8);
-    assert!(unbounded >= 24 << 20, "peak {unbounded} without a budget");
+    // Without a shard budget each log holds up to its own bound (32 MiB,
+    // soft by one call) of bytes not yet handed to the disk...
+    let unbounded = write_behind_peak(1 << 40, 2);
+    assert!(
+        unbounded > 2 * (32 << 20),
+        "peak {unbounded} without a budget"
+    );
     // ...and with one, each log over budget waits for its own full buffers:
     // the sum stays within the budget plus, per log, one partial 1 MiB
     // buffer, plus one 3 MiB call.
     let budget = 4 << 20;
-    let bounded = write_behind_peak(budget, 8);
-    let bound = budget + 8 * (1 << 20) + (3 << 20);
+    let bounded = write_behind_peak(budget, 2);
+    let bound = budget + 2 * (1 << 20) + (3 << 20);
     assert!(
         bounded <= bound,
         "peak {bounded} over the bound {bound} with a budget of {budget}"

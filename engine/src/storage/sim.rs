@@ -82,6 +82,8 @@ struct DiskState {
     /// Drives how long each operation takes (in executor turns), so that
     /// concurrent operations complete in varying orders.
     delays: Option<SimRng>,
+    /// Writes wait while set (a device that has stopped taking writes).
+    writes_stalled: bool,
 }
 
 /// The simulated device, shared by every [`SimStorage`] made from it.
@@ -175,6 +177,16 @@ impl SimDisk {
     /// The next `n` fdatasyncs succeed, every later one fails with EIO.
     pub fn fail_syncs_after(&self, n: u64) {
         self.state.borrow_mut().syncs_until_failure = Some(n);
+    }
+
+    /// Writes issued from now on wait, without completing, until
+    /// [`SimDisk::resume_writes`].
+    pub fn stall_writes(&self) {
+        self.state.borrow_mut().writes_stalled = true;
+    }
+
+    pub fn resume_writes(&self) {
+        self.state.borrow_mut().writes_stalled = false;
     }
 
     /// Stops injecting faults.
@@ -281,6 +293,9 @@ impl StorageFile for SimFile {
 
     async fn write_at(&self, buf: Rc<SimBuf>, pos: u64) -> io::Result<usize> {
         self.disk.delay().await;
+        while self.disk.state.borrow().writes_stalled {
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
         self.disk.alive(self.generation)?;
         let len = buf.0.len() as u64;
         if pos % ALIGN != 0 || len % ALIGN != 0 {
