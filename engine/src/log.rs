@@ -350,7 +350,7 @@ impl<S: Storage> PartitionLog<S> {
             // write-behind bound with the device idle: step off the CPU until
             // the next reactor poll, once per buffer filled.
             if filled {
-                glommio::timer::sleep(REACTOR_YIELD).await;
+                yield_to_reactor().await;
             }
         }
         Ok(info)
@@ -1334,6 +1334,25 @@ impl<S: Storage> Drop for PartitionLog<S> {
     fn drop(&mut self) {
         self.release_budget();
         self.cache.remove_log(self.id);
+    }
+}
+
+/// Returns after the executor's next reactor poll. A timer is woken only by
+/// that poll; but one that has already expired when first polled (a slow or
+/// preempted thread) is ready at once, so that case takes another.
+async fn yield_to_reactor() {
+    loop {
+        let mut timer = std::pin::pin!(glommio::timer::Timer::new(REACTOR_YIELD));
+        let mut waited = false;
+        poll_fn(|cx| {
+            let r = timer.as_mut().poll(cx).map(|_| ());
+            waited |= r.is_pending();
+            r
+        })
+        .await;
+        if waited {
+            return;
+        }
     }
 }
 
