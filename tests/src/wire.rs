@@ -287,27 +287,33 @@ pub fn create_topic(addr: &str, topic: &str, partitions: i32) -> Result<()> {
     Ok(())
 }
 
-/// ListOffsets v1 latest of one partition: (error, offset).
-pub fn latest_offset(addr: &str, topic: &str, partition: i32) -> Result<(i16, i64)> {
+/// ListOffsets v1 of one partition at `timestamp` (-1 latest, -2
+/// earliest): (error, offset).
+pub fn list_offsets(addr: &str, topic: &str, partition: i32, timestamp: i64) -> Result<(i16, i64)> {
     let mut body = Vec::new();
-    body.extend_from_slice(&(-1i32).to_be_bytes());
+    body.extend_from_slice(&(-1i32).to_be_bytes()); // replica
     body.extend_from_slice(&1i32.to_be_bytes());
     put_str(&mut body, topic);
     body.extend_from_slice(&1i32.to_be_bytes());
     body.extend_from_slice(&partition.to_be_bytes());
-    body.extend_from_slice(&(-1i64).to_be_bytes());
+    body.extend_from_slice(&timestamp.to_be_bytes());
     let mut s = connect(addr)?;
     s.write_all(&request(2, 1, 17, &body))?;
     let resp = read_frame(&mut s)?.context("list offsets: closed")?;
     let mut c = Cur(&resp);
     ensure!(c.i32()? == 17);
     ensure!(c.i32()? == 1);
-    c.string()?;
+    ensure!(c.string()? == topic);
     ensure!(c.i32()? == 1);
-    c.i32()?;
+    ensure!(c.i32()? == partition);
     let err = c.i16()?;
-    c.i64()?;
+    c.i64()?; // timestamp
     Ok((err, c.i64()?))
+}
+
+/// ListOffsets v1 latest of one partition: (error, offset).
+pub fn latest_offset(addr: &str, topic: &str, partition: i32) -> Result<(i16, i64)> {
+    list_offsets(addr, topic, partition, -1)
 }
 
 /// Resident set of process `pid` in KiB (VmRSS).

@@ -11,6 +11,7 @@ use spindle_codec::kafka_protocol::messages::offset_commit_request::{
 use spindle_codec::kafka_protocol::messages::*;
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_tests::kafka::KafkaConn;
+use spindle_tests::wire::create_topic;
 use spindle_tests::{node, python, Broker};
 
 fn ok_line(out: &spindle_tests::Output) -> Result<()> {
@@ -177,16 +178,7 @@ fn group_error_codes_follow_kafka() -> Result<()> {
         &["--shards", "2", "--group-initial-rebalance-delay-ms", "0"],
     )?;
     let mut c = KafkaConn::connect(broker.addr())?;
-    let _: CreateTopicsResponse = c.call(
-        ApiKey::CreateTopics,
-        5,
-        &CreateTopicsRequest::default().with_topics(vec![
-            create_topics_request::CreatableTopic::default()
-                .with_name(TopicName(s("t")))
-                .with_num_partitions(2)
-                .with_replication_factor(1),
-        ]),
-    )?;
+    create_topic(broker.addr(), "t", 2)?;
     let f: FindCoordinatorResponse = c.call(
         ApiKey::FindCoordinator,
         4,
@@ -373,16 +365,7 @@ fn offsets_log_is_rewritten_and_stays_small() -> Result<()> {
         &["--shards", "1", "--offsets-rewrite-bytes", "65536"],
     )?;
     let mut c = KafkaConn::connect(broker.addr())?;
-    let _: CreateTopicsResponse = c.call(
-        ApiKey::CreateTopics,
-        5,
-        &CreateTopicsRequest::default().with_topics(vec![
-            create_topics_request::CreatableTopic::default()
-                .with_name(TopicName(s("t")))
-                .with_num_partitions(2)
-                .with_replication_factor(1),
-        ]),
-    )?;
+    create_topic(broker.addr(), "t", 2)?;
     // 4,000 standalone commits (about 500 KB of records), pipelined.
     let commits = 4000;
     let req = |i: i64| {

@@ -12,8 +12,8 @@ use std::net::TcpStream;
 
 use anyhow::{ensure, Context, Result};
 use spindle_tests::wire::{
-    api_versions_v0, batch, expect_closed, frame, parse_produce_v3, produce_v3, put_str,
-    read_frame, request,
+    self, api_versions_v0, batch, expect_closed, frame, list_offsets, parse_produce_v3, produce_v3,
+    put_str, read_frame, request,
 };
 use spindle_tests::Broker;
 
@@ -487,29 +487,6 @@ fn sigterm_exits_cleanly_and_topics_survive() -> Result<()> {
     Ok(())
 }
 
-/// ListOffsets v1 of one partition at `timestamp`: (error, offset).
-fn list_offsets_v1(b: &Broker, topic: &str, timestamp: i64) -> Result<(i16, i64)> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&(-1i32).to_be_bytes()); // replica
-    body.extend_from_slice(&1i32.to_be_bytes());
-    put_str(&mut body, topic);
-    body.extend_from_slice(&1i32.to_be_bytes());
-    body.extend_from_slice(&0i32.to_be_bytes());
-    body.extend_from_slice(&timestamp.to_be_bytes());
-    let mut s = connect(b)?;
-    s.write_all(&request(2, 1, 17, &body))?;
-    let resp = read_frame(&mut s)?.context("list offsets: closed")?;
-    let mut c = Cur(&resp);
-    ensure!(c.i32()? == 17);
-    ensure!(c.i32()? == 1);
-    ensure!(c.string()? == topic);
-    ensure!(c.i32()? == 1);
-    ensure!(c.i32()? == 0);
-    let err = c.i16()?;
-    c.i64()?; // timestamp
-    Ok((err, c.i64()?))
-}
-
 #[test]
 fn list_offsets_earliest_latest_and_by_timestamp() -> Result<()> {
     let b = broker("offsets")?;
@@ -521,21 +498,24 @@ fn list_offsets_earliest_latest_and_by_timestamp() -> Result<()> {
         let (err, base) = parse_produce_v3(&read_frame(&mut s)?.context("closed")?, corr)?;
         ensure!(err == 0 && base == 2 * i as i64, "error {err} base {base}");
     }
-    ensure!(list_offsets_v1(&b, "lo", -2)? == (0, 0), "earliest");
-    ensure!(list_offsets_v1(&b, "lo", -1)? == (0, 6), "latest");
+    ensure!(list_offsets(b.addr(), "lo", 0, -2)? == (0, 0), "earliest");
+    ensure!(list_offsets(b.addr(), "lo", 0, -1)? == (0, 6), "latest");
     ensure!(
-        list_offsets_v1(&b, "lo", 1_500)? == (0, 2),
+        list_offsets(b.addr(), "lo", 0, 1_500)? == (0, 2),
         "first batch at/after 1500"
     );
     ensure!(
-        list_offsets_v1(&b, "lo", 3_000)? == (0, 4),
+        list_offsets(b.addr(), "lo", 0, 3_000)? == (0, 4),
         "exact timestamp"
     );
     ensure!(
-        list_offsets_v1(&b, "lo", 9_999)? == (0, -1),
+        list_offsets(b.addr(), "lo", 0, 9_999)? == (0, -1),
         "past the end: -1"
     );
-    ensure!(list_offsets_v1(&b, "nope", -1)?.0 == 3, "unknown topic");
+    ensure!(
+        list_offsets(b.addr(), "nope", 0, -1)?.0 == 3,
+        "unknown topic"
+    );
     Ok(())
 }
 
@@ -572,36 +552,12 @@ fn fetch_long_poll_is_woken_by_an_append() -> Result<()> {
     Ok(())
 }
 
-/// CreateTopics v2 of `topic` with `partitions` partitions.
-fn create_topics_v2(b: &Broker, topic: &str, partitions: i32) -> Result<()> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&1i32.to_be_bytes());
-    put_str(&mut body, topic);
-    body.extend_from_slice(&partitions.to_be_bytes());
-    body.extend_from_slice(&1i16.to_be_bytes()); // replication factor
-    body.extend_from_slice(&0i32.to_be_bytes()); // assignments
-    body.extend_from_slice(&0i32.to_be_bytes()); // configs
-    body.extend_from_slice(&10_000i32.to_be_bytes()); // timeout
-    body.push(0); // validate only
-    let mut s = connect(b)?;
-    s.write_all(&request(19, 2, 5, &body))?;
-    let resp = read_frame(&mut s)?.context("create topics: closed")?;
-    let mut c = Cur(&resp);
-    ensure!(c.i32()? == 5);
-    c.i32()?; // throttle
-    ensure!(c.i32()? == 1);
-    ensure!(c.string()? == topic);
-    let err = c.i16()?;
-    ensure!(err == 0, "create error {err}");
-    Ok(())
-}
-
 #[test]
 fn partitions_on_every_shard_take_writes_in_order() -> Result<()> {
     let b = broker("shards")?;
     // Metadata v4 auto-creation uses the default partition count; ask for
     // 4 partitions with CreateTopics v2 instead.
-    create_topics_v2(&b, "sp", 4)?;
+    wire::create_topic(b.addr(), "sp", 4)?;
     let mut s = connect(&b)?;
     let meta = std::fs::read_to_string(b.data_dir().join("spindle-meta.json"))?;
     ensure!(meta.contains("\"owners\""), "placement persisted");
@@ -635,7 +591,7 @@ fn cold_reads_from_files_on_every_shard() -> Result<()> {
     // read segment files and go out with sendfile, on both shards, from
     // logs created moments ago (the first DMA files those shards opened).
     let b = Broker::start("cold", &["--shards", "2", "--cache-mb", "0"])?;
-    create_topics_v2(&b, "cold", 4)?;
+    wire::create_topic(b.addr(), "cold", 4)?;
     let mut s = connect(&b)?;
     // Per partition: the batches as the log should hold them.
     let mut want: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 4];
