@@ -352,6 +352,23 @@ pub fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
     http_request(addr, "GET", path).map(|(status, _, body)| (status, body))
 }
 
+/// The text of `GET /metrics` from a metrics listener (status 200).
+pub fn scrape_metrics(metrics_addr: &str) -> Result<String> {
+    let (status, text) = http_get(metrics_addr, "/metrics")?;
+    ensure!(status == 200, "metrics status {status}");
+    Ok(text)
+}
+
+/// The value of the sample `sample` (a name with its labels) in a
+/// Prometheus text.
+pub fn metric_value(text: &str, sample: &str) -> Result<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
+        .with_context(|| format!("{sample} missing from the metrics"))?
+        .parse()
+        .context("metric value")
+}
+
 /// One HTTP/1.1 request: (status code, response head, body).
 pub fn http_request(addr: &str, method: &str, path: &str) -> Result<(u16, String, String)> {
     let mut s = connect(addr)?;

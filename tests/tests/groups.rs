@@ -11,7 +11,7 @@ use spindle_codec::kafka_protocol::messages::offset_commit_request::{
 use spindle_codec::kafka_protocol::messages::*;
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_tests::kafka::KafkaConn;
-use spindle_tests::wire::create_topic;
+use spindle_tests::wire::{create_topic, metric_value, scrape_metrics};
 use spindle_tests::{node, python, Broker};
 
 fn ok_line(out: &spindle_tests::Output) -> Result<()> {
@@ -431,15 +431,8 @@ fn metrics_show_committed_offsets_and_group_lag() -> Result<()> {
     // 10 records per partition; commits at 7, 4 and 10 (see ck_offsets.py).
     ok_line(&python("ck_offsets.py", broker.addr(), &["commit", t, g])?)?;
     let addr = broker.metrics_addr().context("metrics address")?;
-    let (status, text) = spindle_tests::wire::http_get(&addr, "/metrics")?;
-    ensure!(status == 200, "status {status}");
-    let value = |sample: &str| -> Result<f64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
-            .with_context(|| format!("{sample} missing:\n{text}"))?
-            .parse::<f64>()
-            .context("value")
-    };
+    let text = scrape_metrics(&addr)?;
+    let value = |sample: &str| metric_value(&text, sample);
     for (p, committed, lag) in [(0, 7.0, 3.0), (1, 4.0, 6.0), (2, 10.0, 0.0)] {
         let labels = format!("{{group=\"{g}\",topic=\"{t}\",partition=\"{p}\"}}");
         ensure!(value(&format!("spindle_consumer_group_committed_offset{labels}"))? == committed);

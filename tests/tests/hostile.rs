@@ -16,8 +16,8 @@ use spindle_tests::hostile::{
     well_behaved, Served,
 };
 use spindle_tests::wire::{
-    api_versions_round_trip, batch, connect, create_topic, http_get, produce_v3, raise_nofile,
-    read_frame, rss_kib,
+    api_versions_round_trip, batch, connect, create_topic, metric_value, produce_v3, raise_nofile,
+    read_frame, rss_kib, scrape_metrics,
 };
 use spindle_tests::Broker;
 
@@ -71,18 +71,8 @@ fn with_good_client(b: &Broker, hostile: impl FnOnce() -> Result<()>) -> Result<
     Ok((served, peak))
 }
 
-fn metric(text: &str, sample: &str) -> Result<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
-        .with_context(|| format!("{sample} missing"))?
-        .parse()
-        .context("metric value")
-}
-
 fn scrape(b: &Broker) -> Result<String> {
-    let (status, text) = http_get(&b.metrics_addr().context("metrics address")?, "/metrics")?;
-    ensure!(status == 200, "metrics status {status}");
-    Ok(text)
+    scrape_metrics(&b.metrics_addr().context("metrics address")?)
 }
 
 #[test]
@@ -186,7 +176,7 @@ fn slow_loris_connections_are_closed_in_time() -> Result<()> {
         Ok(())
     })?;
     let text = scrape(&b)?;
-    let timed_out = metric(
+    let timed_out = metric_value(
         &text,
         "spindle_connections_closed_total{reason=\"request_timeout\"}",
     )?;
@@ -241,7 +231,7 @@ fn consumers_that_stop_reading_are_cut_off() -> Result<()> {
         let _hot = non_reading_consumers(b.addr(), "big", 52, n / 2, 32, 4 << 20)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let stalled = metric(
+            let stalled = metric_value(
                 &scrape(&b)?,
                 "spindle_connections_closed_total{reason=\"send_stall\"}",
             )?;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use spindle_tests::wire::{
     api_versions_round_trip, batch, connect, create_topic, expect_closed, fetch_v4, latest_offset,
-    parse_fetch_v4, parse_produce_v3, produce_one, produce_v3, put_str, read_frame,
+    metric_value, parse_fetch_v4, parse_produce_v3, produce_one, produce_v3, put_str, read_frame,
+    scrape_metrics,
 };
 use spindle_tests::Broker;
 
@@ -327,13 +328,7 @@ fn long_poll_of_frame_size(corr: i32, max_wait_ms: i32, size: usize) -> Result<V
 }
 
 fn scrape_value(metrics: &str, sample: &str) -> Result<f64> {
-    let (status, text) = spindle_tests::wire::http_get(metrics, "/metrics")?;
-    ensure!(status == 200, "status {status}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
-        .with_context(|| format!("{sample} missing"))?
-        .parse()
-        .context("value")
+    metric_value(&scrape_metrics(metrics)?, sample)
 }
 
 #[test]

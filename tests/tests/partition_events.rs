@@ -11,21 +11,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use spindle_tests::wire::{
-    api_versions_round_trip, batch, connect, create_topic, http_get, parse_produce_v3, produce_v3,
-    read_frame,
+    api_versions_round_trip, batch, connect, create_topic, metric_value, parse_produce_v3,
+    produce_v3, read_frame, scrape_metrics,
 };
 use spindle_tests::{scratch_dir, Broker};
 
 const KAFKA_STORAGE_ERROR: i16 = 56;
 
 fn metric(b: &Broker, sample: &str) -> Result<f64> {
-    let (status, text) = http_get(&b.metrics_addr().context("metrics address")?, "/metrics")?;
-    ensure!(status == 200, "status {status}");
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample).and_then(|r| r.strip_prefix(' ')))
-        .with_context(|| format!("{sample} missing"))?
-        .parse()
-        .context("value")
+    let text = scrape_metrics(&b.metrics_addr().context("metrics address")?)?;
+    metric_value(&text, sample)
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
