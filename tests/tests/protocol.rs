@@ -259,13 +259,7 @@ fn absurd_length_prefixes_close_without_allocating() -> Result<()> {
 }
 
 fn rss_kb(b: &Broker) -> Result<u64> {
-    let pid = b.pid().context("pid")?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS")
+    wire::rss_kib(b.pid().context("pid")?)
 }
 
 #[test]
