@@ -9,19 +9,19 @@ use crate::batch::{set_base_offset, validate_batches, BatchHeader};
 use crate::batch_cache::BatchCache;
 use crate::config::{FlushMode, LogConfig};
 use crate::constants::{
-    ALIGN, BATCH_BYTES_MAX, PREALLOC_STEP_BYTES, REACTOR_YIELD, READ_SCAN_WINDOW_BYTES,
-    SLOW_IO_LOG_INTERVAL_MS, SLOW_IO_MS, WRITE_BEHIND_BYTES_MAX, WRITE_BUF_BYTES,
-    WRITE_QUEUE_DEPTH, WRITE_ROUND_OPS_MAX, ZERO_FILL_AHEAD_BYTES, ZERO_FILL_ROUND_BYTES_MAX,
-    ZERO_FILL_WRITE_BYTES,
+    BATCH_BYTES_MAX, PREALLOC_STEP_BYTES, REACTOR_YIELD, READ_SCAN_WINDOW_BYTES,
+    SLOW_IO_LOG_INTERVAL_MS, SLOW_IO_MS, WRITE_BEHIND_BYTES_MAX, WRITE_QUEUE_DEPTH,
+    WRITE_ROUND_OPS_MAX, ZERO_FILL_AHEAD_BYTES, ZERO_FILL_ROUND_BYTES_MAX, ZERO_FILL_WRITE_BYTES,
 };
 use crate::error::{AppendError, ReadError, RecoveryError};
+use crate::layout::{
+    encode_checkpoint, encode_producer_snapshot, write_file, write_file_atomic, CHECKPOINT_FILE,
+    CLEAN_SHUTDOWN_FILE, CLEAN_SHUTDOWN_MARKER, INDEX_SUFFIX, SNAPSHOT_FILE, TIME_INDEX_SUFFIX,
+};
 use crate::producer_state::{ProducerState, SeqCheck};
 use crate::recovery;
-use crate::segment::{
-    write_file, write_file_atomic, ScanEnd, Scanner, Segment, SegmentState, INDEX_SUFFIX,
-    TIME_INDEX_SUFFIX,
-};
-use crate::segment_appender::{align_up, SegmentAppender, WriteOp};
+use crate::segment::{now_ms, ScanEnd, Scanner, Segment, SegmentState};
+use crate::segment_appender::{align_up, write_buf_bytes, SegmentAppender, WriteOp};
 use crate::signal::Signal;
 use crate::storage::{DmaStorage, IoBuf, Storage, StorageFile};
 use crate::write_budget::WriteBudget;
@@ -36,18 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
-pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
-pub(crate) const CHECKPOINT_FILE: &str = "recovery-point";
-pub(crate) const SNAPSHOT_FILE: &str = "producer.snapshot";
-
 static NEXT_LOG_ID: AtomicU64 = AtomicU64::new(1);
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// Result of a successful append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,18 +140,6 @@ impl PartitionLog<DmaStorage> {
     ) -> Result<Rc<PartitionLog>, RecoveryError> {
         PartitionLog::open_with(DmaStorage, dir, cfg, cache).await
     }
-}
-
-fn write_buf_bytes(cfg: &LogConfig) -> usize {
-    (align_up(cfg.segment_bytes_max).clamp(ALIGN, WRITE_BUF_BYTES as u64)) as usize
-}
-
-pub(crate) fn new_appender<S: Storage>(
-    cfg: &LogConfig,
-    size: u64,
-    tail: Vec<u8>,
-) -> SegmentAppender<S::Buf> {
-    SegmentAppender::new(size, tail, write_buf_bytes(cfg))
 }
 
 impl<S: Storage> PartitionLog<S> {
@@ -453,11 +430,11 @@ impl<S: Storage> PartitionLog<S> {
             let mut ss = seg.st.borrow_mut();
             if !ss.sealed {
                 ss.sealed = true;
-                ss.snapshot = Some(st.producers.encode(offset));
+                ss.snapshot = Some(encode_producer_snapshot(&st.producers, offset));
             }
         }
         let seg = Rc::new(Segment::new(&self.dir, offset, now));
-        seg.st.borrow_mut().appender = Some(new_appender::<S>(&st.cfg, 0, Vec::new()));
+        seg.st.borrow_mut().appender = Some(SegmentAppender::for_log(&st.cfg, 0, Vec::new()));
         st.segments.push(seg.clone());
         seg
     }
@@ -872,7 +849,7 @@ impl<S: Storage> PartitionLog<S> {
             )
             .await?;
         }
-        let cp = recovery::encode_checkpoint(offset);
+        let cp = encode_checkpoint(offset);
         write_file_atomic(
             &self.storage,
             &self.dir,
@@ -1293,7 +1270,7 @@ impl<S: Storage> PartitionLog<S> {
             (
                 st.segments.last().cloned(),
                 st.next_offset,
-                st.producers.encode(st.next_offset),
+                encode_producer_snapshot(&st.producers, st.next_offset),
             )
         };
         if let Some(seg) = active {
@@ -1315,7 +1292,12 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
         self.write_checkpoint(next, Some(&snapshot)).await?;
-        write_file(&self.storage, &self.dir.join(CLEAN_SHUTDOWN_FILE), b"").await?;
+        write_file(
+            &self.storage,
+            &self.dir.join(CLEAN_SHUTDOWN_FILE),
+            CLEAN_SHUTDOWN_MARKER,
+        )
+        .await?;
         self.storage.sync_dir(&self.dir).await?;
         Ok(())
     }

@@ -154,95 +154,13 @@ impl ProducerState {
         self.producers.is_empty()
     }
 
-    /// Snapshot format: offset i64, count u32, then per producer: id i64,
-    /// epoch i16, n u8, n x (first_seq i32, last_seq i32, base i64, last i64);
-    /// then CRC-32C of all of it (u32). Big-endian.
-    pub fn encode(&self, offset: i64) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(&offset.to_be_bytes());
-        b.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
-        let mut pids: Vec<_> = self.producers.keys().copied().collect();
-        pids.sort_unstable();
-        for pid in pids {
-            let e = &self.producers[&pid];
-            b.extend_from_slice(&pid.to_be_bytes());
-            b.extend_from_slice(&e.epoch.to_be_bytes());
-            b.push(e.batches.len() as u8);
-            for m in &e.batches {
-                b.extend_from_slice(&m.first_seq.to_be_bytes());
-                b.extend_from_slice(&m.last_seq.to_be_bytes());
-                b.extend_from_slice(&m.base_offset.to_be_bytes());
-                b.extend_from_slice(&m.last_offset.to_be_bytes());
-            }
-        }
-        let crc = crc32c::crc32c(&b);
-        b.extend_from_slice(&crc.to_be_bytes());
-        b
+    /// Every producer's entry, by producer id (for the snapshot).
+    pub(crate) fn producers(&self) -> &HashMap<i64, ProducerEntry> {
+        &self.producers
     }
 
-    /// Decodes a snapshot: (offset it covers up to, state). `None` if damaged.
-    pub fn decode(bytes: &[u8]) -> Option<(i64, ProducerState)> {
-        let body_len = bytes.len().checked_sub(4)?;
-        let (body, crc) = bytes.split_at(body_len);
-        if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
-            return None;
-        }
-        let mut r = Reader(body);
-        let offset = r.i64()?;
-        let n = r.u32()?;
-        let mut st = ProducerState::default();
-        for _ in 0..n {
-            let pid = r.i64()?;
-            let epoch = r.i16()?;
-            let k = r.u8()? as usize;
-            if k > PRODUCER_BATCHES_KEPT {
-                return None;
-            }
-            let mut e = ProducerEntry {
-                epoch,
-                ..Default::default()
-            };
-            for _ in 0..k {
-                let m = BatchMeta {
-                    first_seq: r.i32()?,
-                    last_seq: r.i32()?,
-                    base_offset: r.i64()?,
-                    last_offset: r.i64()?,
-                };
-                e.last_offset = m.last_offset;
-                e.batches.push_back(m);
-            }
-            st.producers.insert(pid, e);
-        }
-        r.0.is_empty().then_some((offset, st))
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
-        if self.0.len() < N {
-            return None;
-        }
-        let (a, rest) = self.0.split_at(N);
-        self.0 = rest;
-        a.try_into().ok()
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take::<1>().map(|a| a[0])
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.take().map(i16::from_be_bytes)
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take().map(i32::from_be_bytes)
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take().map(u32::from_be_bytes)
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.take().map(i64::from_be_bytes)
+    pub(crate) fn from_producers(producers: HashMap<i64, ProducerEntry>) -> ProducerState {
+        ProducerState { producers }
     }
 }
 
@@ -250,6 +168,7 @@ impl Reader<'_> {
 mod tests {
     use super::*;
     use crate::batch::{build_test_batch_idempotent, BatchHeader};
+    use crate::layout::{decode_producer_snapshot, encode_producer_snapshot};
 
     fn header(pid: i64, epoch: i16, seq: i32, count: i32, base: i64) -> BatchHeader {
         let mut b = build_test_batch_idempotent(count, 0, b"", pid, epoch, seq);
@@ -285,12 +204,12 @@ mod tests {
             s.check(&header(7, 2, 3, 1, 6)),
             Err(AppendError::OutOfOrderSequence { .. })
         ));
-        let (off, back) = ProducerState::decode(&s.encode(6)).unwrap();
+        let (off, back) = decode_producer_snapshot(&encode_producer_snapshot(&s, 6)).unwrap();
         assert_eq!(off, 6);
         assert_eq!(back, s);
-        let mut bad = s.encode(6);
+        let mut bad = encode_producer_snapshot(&s, 6);
         bad[3] ^= 1;
-        assert!(ProducerState::decode(&bad).is_none());
+        assert!(decode_producer_snapshot(&bad).is_none());
     }
 
     #[test]

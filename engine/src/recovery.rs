@@ -13,13 +13,14 @@
 use crate::config::LogConfig;
 use crate::constants::{RECOVERY_PROGRESS_BYTES, RECOVERY_READ_BYTES, TAIL_PROBE_BYTES};
 use crate::error::RecoveryError;
-use crate::log::{new_appender, now_ms, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, SNAPSHOT_FILE};
-use crate::producer_state::ProducerState;
-use crate::segment::{
-    parse_log_name, read_file, write_file, ScanEnd, Scanner, Segment, SegmentState, INDEX_SUFFIX,
+use crate::layout::{
+    decode_checkpoint, decode_producer_snapshot, is_temp_name, parse_log_name, read_file,
+    write_file, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, INDEX_SUFFIX, SNAPSHOT_FILE,
     TIME_INDEX_SUFFIX,
 };
-use crate::segment_appender::align_down;
+use crate::producer_state::ProducerState;
+use crate::segment::{now_ms, ScanEnd, Scanner, Segment, SegmentState};
+use crate::segment_appender::{align_down, SegmentAppender};
 use crate::segment_index::{OffsetIndex, TimeIndex};
 use crate::storage::{Storage, StorageFile};
 use std::path::Path;
@@ -30,22 +31,6 @@ pub(crate) struct Recovered<S: Storage> {
     pub log_start_offset: i64,
     pub next_offset: i64,
     pub producers: ProducerState,
-}
-
-pub(crate) fn encode_checkpoint(offset: i64) -> Vec<u8> {
-    let mut b = offset.to_be_bytes().to_vec();
-    let crc = crc32c::crc32c(&b);
-    b.extend_from_slice(&crc.to_be_bytes());
-    b
-}
-
-fn decode_checkpoint(b: &[u8]) -> Option<i64> {
-    if b.len() != 12 {
-        return None;
-    }
-    let off = i64::from_be_bytes(b[..8].try_into().ok()?);
-    let crc = u32::from_be_bytes(b[8..].try_into().ok()?);
-    (crc32c::crc32c(&b[..8]) == crc).then_some(off)
 }
 
 struct Progress {
@@ -76,7 +61,7 @@ pub(crate) async fn recover<S: Storage>(
         .list_dir(dir)
         .await
         .map_err(RecoveryError::io(dir))?;
-    for n in names.iter().filter(|n| n.ends_with(".tmp")) {
+    for n in names.iter().filter(|n| is_temp_name(n)) {
         let p = dir.join(n);
         storage
             .remove_file(&p)
@@ -95,7 +80,7 @@ pub(crate) async fn recover<S: Storage>(
     let snapshot = read_file(storage, &snap_path)
         .await
         .map_err(RecoveryError::io(&snap_path))?
-        .and_then(|b| ProducerState::decode(&b));
+        .and_then(|b| decode_producer_snapshot(&b));
     let have_snapshot = snapshot.is_some();
     let (snapshot_offset, mut producers) = snapshot.unwrap_or((i64::MIN, ProducerState::default()));
     // Segments from this index on are scanned in full.
@@ -266,7 +251,7 @@ pub(crate) async fn recover<S: Storage>(
                     reason: "short read of the last block".into(),
                 });
             }
-            ss.appender = Some(new_appender::<S>(cfg, ss.size, tail));
+            ss.appender = Some(SegmentAppender::for_log(cfg, ss.size, tail));
         } else {
             ss.sealed = true;
             ss.finalized = true;

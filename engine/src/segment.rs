@@ -1,13 +1,13 @@
 //! A segment: one `.log` file of whole batches with its `.index` and
-//! `.timeindex`, named by its 20-digit base offset. Also the batch scanner
-//! used by reads and recovery, and helpers writing small files through the
-//! storage seam.
+//! `.timeindex` (named as `layout.rs` says), and its in-memory state. Also
+//! the batch scanner used by reads and recovery.
 
 use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
 use crate::constants::READ_CHUNK_BYTES;
+use crate::layout::{segment_path, LOG_SUFFIX};
 use crate::segment_appender::{align_down, align_up, SegmentAppender};
 use crate::segment_index::{OffsetIndex, TimeIndex};
-use crate::storage::{IoBuf, Storage, StorageFile};
+use crate::storage::{Storage, StorageFile};
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -17,21 +17,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 
-pub const LOG_SUFFIX: &str = ".log";
-pub const INDEX_SUFFIX: &str = ".index";
-pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
-
-pub fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
-    dir.join(format!("{base_offset:020}{suffix}"))
-}
-
-/// Base offset of a `.log` file name, if it is one.
-pub fn parse_log_name(name: &str) -> Option<i64> {
-    let stem = name.strip_suffix(LOG_SUFFIX)?;
-    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    stem.parse().ok()
+/// Wall-clock milliseconds, as batch timestamps and segment ages count them.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Mutable state of a segment, borrowed briefly and never across an await.
@@ -428,50 +419,6 @@ impl<'a, F: StorageFile> Scanner<'a, F> {
     }
 }
 
-/// Writes `bytes` as the whole content of `path` and fdatasyncs it.
-pub(crate) async fn write_file<S: Storage>(
-    storage: &S,
-    path: &Path,
-    bytes: &[u8],
-) -> io::Result<()> {
-    let f = storage.open(path, true).await?;
-    f.truncate(0).await?;
-    if !bytes.is_empty() {
-        let mut buf = storage.alloc_buf(align_up(bytes.len() as u64) as usize);
-        let s = buf.as_mut_slice();
-        s[..bytes.len()].copy_from_slice(bytes);
-        s[bytes.len()..].fill(0);
-        f.write_at(Rc::new(buf), 0).await?;
-        f.truncate(bytes.len() as u64).await?;
-    }
-    f.fdatasync().await
-}
-
-/// Replaces `path` atomically: temp file, fdatasync, rename, directory sync.
-pub(crate) async fn write_file_atomic<S: Storage>(
-    storage: &S,
-    dir: &Path,
-    path: &Path,
-    bytes: &[u8],
-) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    write_file(storage, &tmp, bytes).await?;
-    storage.rename(&tmp, path).await?;
-    storage.sync_dir(dir).await
-}
-
-/// Whole content of a small file, `None` if absent.
-pub(crate) async fn read_file<S: Storage>(storage: &S, path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let f = match storage.open(path, false).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let size = f.size().await?;
-    let b = f.read_at(0, size as usize).await?;
-    Ok(Some(b.to_vec()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,15 +461,5 @@ mod tests {
                 assert_eq!(count, 200, "window {window} readahead {readahead}");
             }
         });
-    }
-
-    #[test]
-    fn names_round_trip() {
-        let p = segment_path(Path::new("/d"), 42, LOG_SUFFIX);
-        assert_eq!(p, Path::new("/d/00000000000000000042.log"));
-        assert_eq!(parse_log_name("00000000000000000042.log"), Some(42));
-        assert_eq!(parse_log_name("42.log"), None);
-        assert_eq!(parse_log_name("0000000000000000004x.log"), None);
-        assert_eq!(parse_log_name("00000000000000000042.index"), None);
     }
 }

@@ -20,7 +20,8 @@
 //!   under `flush=batch`, block padding): the logical end is tracked here
 //!   and recovered by scanning, never taken from the file size.
 
-use crate::constants::ALIGN;
+use crate::config::LogConfig;
+use crate::constants::{ALIGN, WRITE_BUF_BYTES};
 use crate::storage::IoBuf;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -56,7 +57,18 @@ pub(crate) struct SegmentAppender<B: IoBuf> {
     filled: u64,
 }
 
+/// Size of a log's write buffers: [`WRITE_BUF_BYTES`], or the segment
+/// size if smaller.
+pub(crate) fn write_buf_bytes(cfg: &LogConfig) -> usize {
+    (align_up(cfg.segment_bytes_max).clamp(ALIGN, WRITE_BUF_BYTES as u64)) as usize
+}
+
 impl<B: IoBuf> SegmentAppender<B> {
+    /// [`SegmentAppender::new`] with the write buffers of a log with `cfg`.
+    pub fn for_log(cfg: &LogConfig, logical_end: u64, tail: Vec<u8>) -> Self {
+        Self::new(logical_end, tail, write_buf_bytes(cfg))
+    }
+
     /// An appender continuing a segment of `logical_end` bytes whose partial
     /// last block holds `tail` (bytes from `align_down(logical_end)`).
     pub fn new(logical_end: u64, tail: Vec<u8>, buf_bytes: usize) -> Self {
