@@ -1,0 +1,226 @@
+//! Appends: every batch of a call is validated and its producer sequence
+//! checked before any offset is assigned; offsets are assigned and the bytes
+//! copied into the active segment's appender before the first await, so
+//! offsets follow call order. Segments roll here, by size, age or offset
+//! span.
+
+use super::{LogState, PartitionLog};
+use crate::batch::{set_base_offset, validate_batches, BatchHeader};
+use crate::config::FlushMode;
+use crate::constants::{BATCH_BYTES_MAX, REACTOR_YIELD};
+use crate::error::AppendError;
+use crate::layout::encode_producer_snapshot;
+use crate::producer_state::{ProducerState, SeqCheck};
+use crate::segment::{now_ms, Segment};
+use crate::segment_appender::SegmentAppender;
+use crate::storage::Storage;
+use bytes::BytesMut;
+use std::future::{poll_fn, Future};
+use std::rc::Rc;
+
+/// Result of a successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+    /// The batch was a retry of one already in the log; offsets are the
+    /// original ones.
+    pub duplicate: bool,
+}
+
+impl<S: Storage> PartitionLog<S> {
+    /// Appends one or more concatenated batches; see the crate docs for the
+    /// contract. Offsets are assigned before the first await.
+    pub async fn append(&self, mut batches: BytesMut) -> Result<AppendInfo, AppendError> {
+        let (target, info, filled) = self.append_sync(&mut batches)?;
+        let batch_mode = self.st.borrow().cfg.flush == FlushMode::Batch;
+        if batch_mode {
+            self.sync_to(target).await?;
+        } else {
+            // Write behind: start writing full buffers at once so the device
+            // stays busy; wait only past the bound.
+            self.write_behind();
+            self.wait_round(false, false, |st| self.write_behind_done(st))
+                .await?;
+            // A buffer this append filled is written only once the writer
+            // task has taken it and the reactor has submitted it, and glommio
+            // polls its rings only when no task is runnable (or its 100 ms
+            // preemption timer fires). An appender that never awaits anything
+            // else (a tight loop, a busy shard) would fill the whole
+            // write-behind bound with the device idle: step off the CPU until
+            // the next reactor poll, once per buffer filled.
+            if filled {
+                yield_to_reactor().await;
+            }
+        }
+        Ok(info)
+    }
+
+    /// Assigns offsets and copies into the appender; also says whether a
+    /// write buffer was filled.
+    fn append_sync(&self, batches: &mut BytesMut) -> Result<(i64, AppendInfo, bool), AppendError> {
+        let mut st = self.st.borrow_mut();
+        if st.closing {
+            return Err(AppendError::Closed);
+        }
+        if st.poisoned {
+            return Err(AppendError::Poisoned);
+        }
+        let parsed = validate_batches(batches, BATCH_BYTES_MAX.min(st.cfg.segment_bytes_max))?;
+        if let Some((base_offset, last_offset)) =
+            check_producers(&st.producers, &parsed, st.next_offset)?
+        {
+            let info = AppendInfo {
+                base_offset,
+                last_offset,
+                log_start_offset: st.log_start_offset,
+                duplicate: true,
+            };
+            return Ok((last_offset + 1, info, false));
+        }
+        let base = st.next_offset;
+        let mut next = base;
+        for (pos, h) in &parsed {
+            set_base_offset(&mut batches[*pos..], next);
+            next += h.last_offset_delta as i64 + 1;
+        }
+        let bytes = std::mem::take(batches).freeze();
+        let now = now_ms();
+        let interval = st.cfg.index_interval_bytes;
+        let mut next = base;
+        let mut filled = false;
+        for (pos, h) in parsed {
+            let h = BatchHeader {
+                base_offset: next,
+                ..h
+            };
+            let len = h.total_len();
+            let slice = bytes.slice(pos..pos + len as usize);
+            let seg = self.active_segment(&mut st, next, len, now);
+            {
+                let mut ss = seg.st.borrow_mut();
+                let at = ss.size;
+                let storage = &self.storage;
+                if let Some(app) = ss.appender.as_mut() {
+                    let before = app.buffers_filled();
+                    app.append(&slice, &mut |n| storage.alloc_buf(n));
+                    filled |= app.buffers_filled() != before;
+                }
+                ss.on_batch(seg.base_offset, &h, at, interval);
+            }
+            st.producers.record(&h);
+            self.cache.insert(self.id, next, h.last_offset(), slice);
+            next = h.last_offset() + 1;
+        }
+        st.next_offset = next;
+        self.account(&st);
+        let info = AppendInfo {
+            base_offset: base,
+            last_offset: next - 1,
+            log_start_offset: st.log_start_offset,
+            duplicate: false,
+        };
+        if st.cfg.flush != FlushMode::Batch {
+            st.high_watermark = next;
+            drop(st);
+            self.hw_signal.notify();
+        }
+        Ok((next, info, filled))
+    }
+
+    /// The segment the batch at `offset` of `len` bytes goes to, rolling
+    /// by size or age.
+    fn active_segment(
+        &self,
+        st: &mut LogState<S>,
+        offset: i64,
+        len: u64,
+        now: i64,
+    ) -> Rc<Segment<S>> {
+        if let Some(seg) = st.segments.last() {
+            let ss = seg.st.borrow();
+            let full = ss.size > 0
+                && (ss.size + len > st.cfg.segment_bytes_max
+                    || st
+                        .cfg
+                        .segment_ms_max
+                        .is_some_and(|ms| now - ss.created_ms >= ms as i64)
+                    || offset - seg.base_offset > (u32::MAX / 2) as i64);
+            if !full && !ss.sealed && ss.appender.is_some() {
+                return seg.clone();
+            }
+            drop(ss);
+            let mut ss = seg.st.borrow_mut();
+            if !ss.sealed {
+                ss.sealed = true;
+                ss.snapshot = Some(encode_producer_snapshot(&st.producers, offset));
+            }
+        }
+        let seg = Rc::new(Segment::new(&self.dir, offset, now));
+        seg.st.borrow_mut().appender = Some(SegmentAppender::for_log(&st.cfg, 0, Vec::new()));
+        st.segments.push(seg.clone());
+        seg
+    }
+}
+
+/// Returns after the executor's next reactor poll. A timer is woken only by
+/// that poll; but one that has already expired when first polled (a slow or
+/// preempted thread) is ready at once, so that case takes another.
+async fn yield_to_reactor() {
+    loop {
+        let mut timer = std::pin::pin!(glommio::timer::Timer::new(REACTOR_YIELD));
+        let mut waited = false;
+        poll_fn(|cx| {
+            let r = timer.as_mut().poll(cx).map(|_| ());
+            waited |= r.is_pending();
+            r
+        })
+        .await;
+        if waited {
+            return;
+        }
+    }
+}
+
+/// Checks idempotent-producer sequences of a call's batches. Returns the
+/// original offsets if the call is a retry of batches already appended.
+fn check_producers(
+    producers: &ProducerState,
+    parsed: &[(usize, BatchHeader)],
+    next_offset: i64,
+) -> Result<Option<(i64, i64)>, AppendError> {
+    if let [(_, h)] = parsed {
+        return Ok(match producers.check(h)? {
+            SeqCheck::Accept => None,
+            SeqCheck::Duplicate(m) => Some((m.base_offset, m.last_offset)),
+        });
+    }
+    if !parsed.iter().any(|(_, h)| h.is_idempotent()) {
+        return Ok(None);
+    }
+    let mut scratch = producers.subset(parsed.iter().map(|(_, h)| h.producer_id));
+    let mut next = next_offset;
+    let mut dup: Option<(i64, i64)> = None;
+    let mut dups = 0;
+    for (_, h) in parsed {
+        match scratch.check(h)? {
+            SeqCheck::Accept => scratch.record(&BatchHeader {
+                base_offset: next,
+                ..*h
+            }),
+            SeqCheck::Duplicate(m) => {
+                dups += 1;
+                dup = Some((dup.map_or(m.base_offset, |d| d.0), m.last_offset));
+            }
+        }
+        next += h.last_offset_delta as i64 + 1;
+    }
+    match dups {
+        0 => Ok(None),
+        n if n == parsed.len() => Ok(dup),
+        _ => Err(AppendError::InvalidRecord(
+            "a call mixes retried and new batches".into(),
+        )),
+    }
+}
