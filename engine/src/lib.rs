@@ -12,6 +12,7 @@ pub mod batch_cache;
 pub mod config;
 pub mod constants;
 pub mod error;
+mod join;
 mod layout;
 mod log;
 pub mod producer_state;

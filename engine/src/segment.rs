@@ -4,6 +4,7 @@
 
 use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
 use crate::constants::READ_CHUNK_BYTES;
+use crate::join::join_all;
 use crate::layout::{segment_path, LOG_SUFFIX};
 use crate::segment_appender::{align_down, align_up, SegmentAppender};
 use crate::segment_index::{OffsetIndex, TimeIndex};
@@ -159,35 +160,13 @@ async fn read_gathered<F: StorageFile>(
     len: usize,
     chunk: usize,
 ) -> io::Result<Window<F::ReadBuf>> {
-    let mut chunks: Vec<_> = (0..len.div_ceil(chunk))
-        .map(|i| {
-            let at = i * chunk;
-            (
-                Box::pin(file.read_at(pos + at as u64, chunk.min(len - at))),
-                None,
-            )
-        })
-        .collect();
-    poll_fn(|cx| {
-        let mut pending = false;
-        for (f, r) in chunks.iter_mut() {
-            if r.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(x) => *r = Some(x),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
+    let reads = (0..len.div_ceil(chunk)).map(|i| {
+        let at = i * chunk;
+        file.read_at(pos + at as u64, chunk.min(len - at))
+    });
+    let results = join_all(reads).await;
     let mut out = Vec::with_capacity(len);
-    for (_, r) in chunks {
-        let Some(r) = r else { break };
+    for r in results {
         let b = r?;
         out.extend_from_slice(&b);
         if b.len() < chunk {

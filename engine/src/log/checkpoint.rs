@@ -19,12 +19,33 @@ impl<S: Storage> PartitionLog<S> {
         seg: &Segment<S>,
         file: &S::File,
     ) -> Result<(i64, Option<Vec<u8>>), AppendError> {
-        let (size, index, time_index) = {
+        {
             let ss = seg.st.borrow();
             assert_eq!(
                 ss.written, ss.size,
                 "finalizing a segment with unwritten bytes"
             );
+        }
+        let size = self.write_segment_end(seg, file).await?;
+        let mut ss = seg.st.borrow_mut();
+        ss.finalized = true;
+        ss.dirty = false;
+        ss.appender = None;
+        ss.allocated = size;
+        Ok((ss.next_offset, ss.snapshot.take()))
+    }
+
+    /// Makes the segment's file end where its log ends, durably, with its
+    /// indexes beside it: waits for the zero fill in flight (no zeros may
+    /// land past the truncation), truncates to the logical size,
+    /// fdatasyncs, writes both indexes. Returns the size.
+    pub(super) async fn write_segment_end(
+        &self,
+        seg: &Segment<S>,
+        file: &S::File,
+    ) -> Result<u64, AppendError> {
+        let (size, index, time_index) = {
+            let ss = seg.st.borrow();
             (ss.size, ss.index.encode(), ss.time_index.encode())
         };
         self.wait_zero_fill(seg, u64::MAX).await?;
@@ -32,12 +53,7 @@ impl<S: Storage> PartitionLog<S> {
         file.fdatasync().await?;
         write_file(&self.storage, &seg.path(INDEX_SUFFIX), &index).await?;
         write_file(&self.storage, &seg.path(TIME_INDEX_SUFFIX), &time_index).await?;
-        let mut ss = seg.st.borrow_mut();
-        ss.finalized = true;
-        ss.dirty = false;
-        ss.appender = None;
-        ss.allocated = size;
-        Ok((ss.next_offset, ss.snapshot.take()))
+        Ok(size)
     }
 
     pub(super) async fn write_checkpoint(

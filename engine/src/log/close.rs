@@ -5,10 +5,9 @@
 use super::PartitionLog;
 use crate::error::AppendError;
 use crate::layout::{
-    encode_producer_snapshot, write_file, CLEAN_SHUTDOWN_FILE, CLEAN_SHUTDOWN_MARKER, INDEX_SUFFIX,
-    TIME_INDEX_SUFFIX,
+    encode_producer_snapshot, write_file, CLEAN_SHUTDOWN_FILE, CLEAN_SHUTDOWN_MARKER,
 };
-use crate::storage::{Storage, StorageFile};
+use crate::storage::Storage;
 
 impl<S: Storage> PartitionLog<S> {
     /// Flushes everything, seals the active segment's indexes and writes
@@ -74,21 +73,9 @@ impl<S: Storage> PartitionLog<S> {
             )
         };
         if let Some(seg) = active {
-            let (file, size, index, time_index) = {
-                let ss = seg.st.borrow();
-                (
-                    ss.file.clone(),
-                    ss.size,
-                    ss.index.encode(),
-                    ss.time_index.encode(),
-                )
-            };
+            let file = seg.st.borrow().file.clone();
             if let Some(file) = file {
-                self.wait_zero_fill(&seg, u64::MAX).await?;
-                file.truncate(size).await?;
-                file.fdatasync().await?;
-                write_file(&self.storage, &seg.path(INDEX_SUFFIX), &index).await?;
-                write_file(&self.storage, &seg.path(TIME_INDEX_SUFFIX), &time_index).await?;
+                self.write_segment_end(&seg, &file).await?;
             }
         }
         self.write_checkpoint(next, Some(&snapshot)).await?;

@@ -205,6 +205,20 @@ impl<S: Storage> PartitionLog<S> {
         }
         self.maybe_start_flusher();
     }
+
+    /// After a failed write, fsync or zero fill (`what`): appends, flushes
+    /// and retention fail with `Poisoned` until the log is reopened, so no
+    /// ack covers data that may not be on disk. Logged once per log.
+    fn poison(&self, what: &str, e: &dyn std::fmt::Display) {
+        let mut st = self.st.borrow_mut();
+        if !st.poisoned {
+            tracing::error!(dir = %self.dir.display(), error = %e, "{what} failed; log poisoned until reopened");
+            st.poison_cause = Some(e.to_string());
+        }
+        st.poisoned = true;
+        drop(st);
+        self.hw_signal.notify();
+    }
 }
 
 impl<S: Storage> Drop for PartitionLog<S> {

@@ -3,6 +3,7 @@
 //! watermark; and timestamp lookups.
 
 use super::PartitionLog;
+use crate::batch::BatchHeader;
 use crate::constants::READ_SCAN_WINDOW_BYTES;
 use crate::error::{AppendError, ReadError};
 use crate::segment::{ScanEnd, Scanner, Segment};
@@ -144,16 +145,8 @@ impl<S: Storage> PartitionLog<S> {
         let mut sc = Scanner::new(&*file, start, limit, READ_SCAN_WINDOW_BYTES, None);
         let mut range: Option<(u64, u64)> = None;
         loop {
-            let (pos, h) = match sc.next(false).await? {
-                Ok(Some(b)) => b,
-                Ok(None) => break,
-                Err(ScanEnd::Invalid { position, reason }) => {
-                    return Err(ReadError::Corrupt {
-                        segment: seg.log_path.clone(),
-                        position,
-                        reason,
-                    })
-                }
+            let Some((pos, h)) = next_batch(&mut sc, &seg).await? else {
+                break;
             };
             if h.last_offset() < offset {
                 continue;
@@ -266,16 +259,8 @@ impl<S: Storage> PartitionLog<S> {
             let Some(file) = file else { continue };
             let mut sc = Scanner::new(&*file, start, limit, READ_SCAN_WINDOW_BYTES, None);
             loop {
-                let (_, h) = match sc.next(false).await? {
-                    Ok(Some(b)) => b,
-                    Ok(None) => break,
-                    Err(ScanEnd::Invalid { position, reason }) => {
-                        return Err(ReadError::Corrupt {
-                            segment: seg.log_path.clone(),
-                            position,
-                            reason,
-                        })
-                    }
+                let Some((_, h)) = next_batch(&mut sc, &seg).await? else {
+                    break;
                 };
                 if h.last_offset() >= hw {
                     return Ok(None);
@@ -286,5 +271,21 @@ impl<S: Storage> PartitionLog<S> {
             }
         }
         Ok(None)
+    }
+}
+
+/// The next batch of a read's scan; bytes that are not one are `Corrupt`
+/// (the segment held a valid batch there when it was appended).
+async fn next_batch<S: Storage>(
+    sc: &mut Scanner<'_, S::File>,
+    seg: &Segment<S>,
+) -> Result<Option<(u64, BatchHeader)>, ReadError> {
+    match sc.next(false).await? {
+        Ok(b) => Ok(b),
+        Err(ScanEnd::Invalid { position, reason }) => Err(ReadError::Corrupt {
+            segment: seg.log_path.clone(),
+            position,
+            reason,
+        }),
     }
 }

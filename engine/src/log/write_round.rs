@@ -75,18 +75,9 @@ impl<S: Storage> PartitionLog<S> {
             // that one fdatasync covers them all.
             futures_lite::future::yield_now().await;
             let r = me.write_round(sync, partial).await;
-            let mut st = me.st.borrow_mut();
-            st.writer_busy = false;
+            me.st.borrow_mut().writer_busy = false;
             if let Err(e) = r {
-                if !st.poisoned {
-                    tracing::error!(dir = %me.dir.display(), error = %e, "write failed; log poisoned until reopened");
-                    st.poison_cause = Some(e.to_string());
-                }
-                st.poisoned = true;
-                drop(st);
-                me.hw_signal.notify();
-            } else {
-                drop(st);
+                me.poison("write", &e);
             }
             me.writer_signal.notify();
             // Keep the device busy while appenders fill buffers.

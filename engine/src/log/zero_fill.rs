@@ -6,12 +6,11 @@
 use super::PartitionLog;
 use crate::constants::{ZERO_FILL_AHEAD_BYTES, ZERO_FILL_WRITE_BYTES};
 use crate::error::AppendError;
+use crate::join::join_all;
 use crate::segment::Segment;
 use crate::segment_appender::align_up;
 use crate::storage::{IoBuf, Storage, StorageFile};
-use std::future::{poll_fn, Future};
 use std::rc::Rc;
-use std::task::Poll;
 
 impl<S: Storage> PartitionLog<S> {
     /// Waits until no zero fill in flight overlaps a write ending at `end`.
@@ -71,14 +70,7 @@ impl<S: Storage> PartitionLog<S> {
                 }
             }
             if let Err(e) = r {
-                let mut st = me.st.borrow_mut();
-                if !st.poisoned {
-                    tracing::error!(dir = %me.dir.display(), error = %e, "zero fill failed; log poisoned until reopened");
-                    st.poison_cause = Some(e.to_string());
-                }
-                st.poisoned = true;
-                drop(st);
-                me.hw_signal.notify();
+                me.poison("zero fill", &e);
                 me.writer_signal.notify();
             }
             me.fill_signal.notify();
@@ -105,31 +97,9 @@ impl<S: Storage> PartitionLog<S> {
             writes.push((pos, buf));
             pos += n;
         }
-        let mut futs: Vec<_> = writes
-            .iter()
-            .map(|(p, b)| (Box::pin(file.write_at(b.clone(), *p)), None))
-            .collect();
-        poll_fn(|cx| {
-            let mut pending = false;
-            for (f, r) in futs.iter_mut() {
-                if r.is_none() {
-                    match f.as_mut().poll(cx) {
-                        Poll::Ready(x) => *r = Some(x),
-                        Poll::Pending => pending = true,
-                    }
-                }
-            }
-            if pending {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
-        for (_, r) in futs {
-            if let Some(r) = r {
-                r?;
-            }
+        let results = join_all(writes.iter().map(|(p, b)| file.write_at(b.clone(), *p))).await;
+        for r in results {
+            r?;
         }
         Ok(())
     }
