@@ -95,6 +95,11 @@ impl<B: IoBuf> SegmentAppender<B> {
             + self.cur_len as u64
     }
 
+    /// Bytes of the segment, appended here or before the appender was made.
+    pub fn logical_end(&self) -> u64 {
+        self.logical_end
+    }
+
     /// Full buffers `append` has made since the appender was created.
     pub fn buffers_filled(&self) -> u64 {
         self.filled

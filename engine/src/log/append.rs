@@ -102,17 +102,25 @@ impl<S: Storage> PartitionLog<S> {
                 let mut ss = seg.st.borrow_mut();
                 let at = ss.size;
                 let storage = &self.storage;
-                if let Some(app) = ss.appender.as_mut() {
-                    let before = app.buffers_filled();
-                    app.append(&slice, &mut |n| storage.alloc_buf(n));
-                    filled |= app.buffers_filled() != before;
-                }
+                // `active_segment` returns a segment with an appender (it
+                // rolls otherwise): offsets, index and cache must never
+                // advance over bytes that were not copied.
+                let Some(app) = ss.appender.as_mut() else {
+                    unreachable!(
+                        "appending to {} without an appender",
+                        seg.log_path.display()
+                    );
+                };
+                let before = app.buffers_filled();
+                app.append(&slice, &mut |n| storage.alloc_buf(n));
+                filled |= app.buffers_filled() != before;
                 ss.on_batch(seg.base_offset, &h, at, interval);
             }
             st.producers.record(&h);
             self.cache.insert(self.id, next, h.last_offset(), slice);
             next = h.last_offset() + 1;
         }
+        assert!(next > st.next_offset, "offsets only grow");
         st.next_offset = next;
         self.account(&st);
         let info = AppendInfo {
@@ -121,7 +129,11 @@ impl<S: Storage> PartitionLog<S> {
             log_start_offset: st.log_start_offset,
             duplicate: false,
         };
+        if cfg!(debug_assertions) {
+            Self::check_invariants(&st);
+        }
         if st.cfg.flush != FlushMode::Batch {
+            assert!(next >= st.high_watermark, "the high watermark only grows");
             st.high_watermark = next;
             drop(st);
             self.hw_signal.notify();

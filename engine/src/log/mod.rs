@@ -52,9 +52,17 @@ pub(crate) struct LogState<S: Storage> {
     /// Ordered by base offset; the last is the active segment.
     pub segments: Vec<Rc<Segment<S>>>,
     pub log_start_offset: i64,
+    /// The next offset to assign (the log end offset).
     pub next_offset: i64,
+    /// Offsets below this are on disk and fdatasynced.
     pub durable_offset: i64,
+    /// Offsets below this are visible to readers.
     pub high_watermark: i64,
+    /// The high watermark when the log last switched to `flush=batch`: a
+    /// mode that acknowledges before the disk may have shown readers
+    /// offsets that are not durable yet, and the watermark never moves
+    /// back.
+    pub hw_at_batch_switch: i64,
     pub poisoned: bool,
     /// The I/O error that poisoned the log, for the operator.
     pub poison_cause: Option<String>,
@@ -123,6 +131,7 @@ impl<S: Storage> PartitionLog<S> {
                 next_offset: next,
                 durable_offset: next,
                 high_watermark: next,
+                hw_at_batch_switch: next,
                 poisoned: false,
                 poison_cause: None,
                 closing: false,
@@ -195,6 +204,9 @@ impl<S: Storage> PartitionLog<S> {
     pub fn set_config(&self, cfg: LogConfig) {
         let mut st = self.st.borrow_mut();
         let batch = cfg.flush == FlushMode::Batch;
+        if batch && st.cfg.flush != FlushMode::Batch {
+            st.hw_at_batch_switch = st.high_watermark;
+        }
         st.cfg = cfg;
         if !batch && st.high_watermark < st.next_offset {
             st.high_watermark = st.next_offset;
@@ -204,6 +216,59 @@ impl<S: Storage> PartitionLog<S> {
             drop(st);
         }
         self.maybe_start_flusher();
+    }
+
+    /// The log's invariants, checked after every append and write round in
+    /// debug builds, so that the seeded simulations stop at the step that
+    /// broke one. Costs O(segments not yet finalized).
+    fn check_invariants(st: &LogState<S>) {
+        let (hw, durable, next) = (st.high_watermark, st.durable_offset, st.next_offset);
+        assert!(durable <= next, "durable {durable} > log end {next}");
+        assert!(hw <= next, "high watermark {hw} > log end {next}");
+        // Under flush=batch readers see only durable offsets (beyond what
+        // an earlier mode showed them); the other modes show what is
+        // appended.
+        if st.cfg.flush == FlushMode::Batch {
+            let limit = durable.max(st.hw_at_batch_switch);
+            assert!(hw <= limit, "high watermark {hw} > durable {durable}");
+        }
+        assert!(st.log_start_offset <= next);
+        if let Some(first) = st.segments.first() {
+            assert_eq!(first.base_offset, st.log_start_offset);
+        }
+        if let Some(last) = st.segments.last() {
+            let ls = last.st.borrow();
+            assert_eq!(ls.next_offset, next, "the active segment ends the log");
+            assert!(
+                !ls.sealed && ls.appender.is_some(),
+                "the active segment takes appends"
+            );
+        }
+        for seg in st.segments.iter().rev() {
+            let ss = seg.st.borrow();
+            if ss.finalized {
+                assert!(ss.sealed && ss.appender.is_none() && ss.written == ss.size);
+                break;
+            }
+            let Some(app) = ss.appender.as_ref() else {
+                panic!(
+                    "{} is not finalized but has no appender",
+                    seg.log_path.display()
+                );
+            };
+            assert_eq!(
+                app.logical_end(),
+                ss.size,
+                "the appender holds the segment's bytes"
+            );
+            assert!(
+                ss.written <= ss.size,
+                "written {} > size {}",
+                ss.written,
+                ss.size
+            );
+            assert!(ss.zero_target == 0 || ss.zero_target > ss.zero_end);
+        }
     }
 
     /// After a failed write, fsync or zero fill (`what`): appends, flushes

@@ -68,7 +68,12 @@ impl<S: Storage> PartitionLog<S> {
     /// executor may run the task at once).
     pub(super) fn start_round(&self, sync: bool, partial: bool) {
         let Some(me) = self.me.upgrade() else { return };
-        self.st.borrow_mut().writer_busy = true;
+        {
+            let mut st = self.st.borrow_mut();
+            // One round at a time: its writes never overlap another's.
+            assert!(!st.writer_busy, "a write round is already running");
+            st.writer_busy = true;
+        }
         glommio::spawn_local(async move {
             // The executor may run this task at once: let tasks woken with
             // it (appenders of the last round) add their batches first, so
@@ -78,6 +83,9 @@ impl<S: Storage> PartitionLog<S> {
             me.st.borrow_mut().writer_busy = false;
             if let Err(e) = r {
                 me.poison("write", &e);
+            }
+            if cfg!(debug_assertions) {
+                Self::check_invariants(&me.st.borrow());
             }
             me.writer_signal.notify();
             // Keep the device busy while appenders fill buffers.
@@ -149,7 +157,15 @@ impl<S: Storage> PartitionLog<S> {
         }
         if sync {
             let mut st = self.st.borrow_mut();
-            st.durable_offset = st.durable_offset.max(target);
+            // Rounds run one at a time and each syncs up to the log end
+            // it saw at its start, so the durable offset only grows.
+            assert!(
+                st.durable_offset <= target && target <= st.next_offset,
+                "durable offset {} -> {target}, log end {}",
+                st.durable_offset,
+                st.next_offset
+            );
+            st.durable_offset = target;
             if st.cfg.flush == FlushMode::Batch && st.high_watermark < st.durable_offset {
                 st.high_watermark = st.durable_offset;
                 drop(st);
@@ -182,6 +198,10 @@ impl<S: Storage> PartitionLog<S> {
         let mut queued: VecDeque<WriteOp<S::Buf>> = ops.into();
         let mut in_flight = VecDeque::new();
         let mut taken = queued.len();
+        // End of the last write issued: a round issues its writes in file
+        // order, none overlapping the one before, so none in flight overlap
+        // (a partial block is rewritten only by a later round).
+        let mut issued_end = 0;
         loop {
             while in_flight.len() < WRITE_QUEUE_DEPTH {
                 if queued.is_empty() && refill && taken < WRITE_ROUND_OPS_MAX {
@@ -217,6 +237,20 @@ impl<S: Storage> PartitionLog<S> {
                 if zero_fill {
                     self.zero_fill_ahead(seg, end, seg_max);
                 }
+                assert!(
+                    op.pos >= issued_end,
+                    "write at {} overlaps one in flight up to {issued_end}",
+                    op.pos
+                );
+                issued_end = end;
+                {
+                    let ss = seg.st.borrow();
+                    assert!(
+                        ss.zero_target == 0 || end <= ss.zero_end,
+                        "write up to {end} would enter the zero fill from {}",
+                        ss.zero_end
+                    );
+                }
                 let fut = Box::pin(file.write_at(op.buf.clone(), op.pos));
                 let slot: Slot<_, S::Buf> = (op, fut, None);
                 in_flight.push_back(slot);
@@ -246,7 +280,15 @@ impl<S: Storage> PartitionLog<S> {
                 res?;
                 {
                     let mut ss = seg.st.borrow_mut();
-                    ss.written = ss.written.max(op.logical_end);
+                    // Completions are taken in issue order, and issue
+                    // order is file order.
+                    assert!(
+                        op.logical_end >= ss.written,
+                        "written end {} -> {}",
+                        ss.written,
+                        op.logical_end
+                    );
+                    ss.written = op.logical_end;
                     ss.dirty = true;
                 }
                 if let Ok(buf) = Rc::try_unwrap(op.buf) {
