@@ -9,10 +9,16 @@
 //!   slices of the frame.
 //! - [`fetch`]: hand-written Fetch response encode; record chunks stay the
 //!   caller's (cached `Bytes`, file ranges) and are never copied.
+//! - [`batch`]: the v2 record batch, defined once for the broker, the
+//!   engine and loadgen: header layout and checks, CRC-32C, baseOffset and
+//!   leader epoch stamped in place, the walk over batches and records, the
+//!   batch builder.
 //! - [`records`]: whole uncompressed batches, built and read by the broker
 //!   for its internal topics only.
-//! - [`wire`]: the primitive reader/writer both hot paths use.
+//! - [`wire`]: the primitive reader/writer (integers, strings, varints) the
+//!   hot paths and the batch format use.
 
+pub mod batch;
 pub mod fetch;
 pub mod frame;
 pub mod header;
