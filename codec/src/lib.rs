@@ -17,16 +17,25 @@
 //!   for its internal topics only.
 //! - [`wire`]: the primitive reader/writer (integers, strings, varints) the
 //!   hot paths and the batch format use.
+//!
+//! The default feature `protocol` brings the Kafka API modules (`frame`,
+//! `header`, `produce`, `fetch`) and `kafka-protocol`. The engine builds the
+//! crate without it: `batch`, `records` and `wire` alone.
 
 pub mod batch;
+#[cfg(feature = "protocol")]
 pub mod fetch;
+#[cfg(feature = "protocol")]
 pub mod frame;
+#[cfg(feature = "protocol")]
 pub mod header;
+#[cfg(feature = "protocol")]
 pub mod produce;
 pub mod records;
 pub mod wire;
 
 /// Message types generated from Kafka's own schemas; record payloads stay raw.
+#[cfg(feature = "protocol")]
 pub use kafka_protocol;
 
 /// Why a frame or message could not be decoded. Each variant is bad input
