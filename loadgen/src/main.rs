@@ -1,6 +1,6 @@
 #![recursion_limit = "256"]
 //! loadgen: Spindle's load generator. It speaks the Kafka protocol itself
-//! (message types from the shared codec, record batches of its own), so
+//! (message types and the record-batch format from the shared codec), so
 //! one tool drives Spindle, upstream Kafka, Redpanda or any compatible
 //! broker.
 //!

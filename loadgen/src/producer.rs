@@ -551,7 +551,7 @@ impl Writer<'_> {
         if self.tx.is_some() {
             self.window.acquire(self.shared, self.broken)?;
         }
-        let mut batches: Vec<(i32, Vec<u8>)> = Vec::with_capacity(chosen.len());
+        let mut batches: Vec<(i32, bytes::BytesMut)> = Vec::with_capacity(chosen.len());
         let mut metas = Vec::with_capacity(chosen.len());
         for p in chosen {
             let Some(pend) = self.pending[p as usize].take() else {
@@ -575,7 +575,7 @@ impl Writer<'_> {
         }
         let id = self.conn_next_id;
         self.conn_next_id = self.conn_next_id.wrapping_add(1).max(1);
-        let refs: Vec<(i32, &[u8])> = batches.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+        let refs: Vec<(i32, &[u8])> = batches.iter().map(|(p, b)| (*p, &b[..])).collect();
         let heads = encode_produce(
             self.version,
             id,
@@ -754,9 +754,9 @@ mod tests {
             assert_eq!(t.name.0.as_str(), "bench");
             assert_eq!(t.partition_data.len(), 2);
             assert_eq!(t.partition_data[0].index, 3);
-            assert_eq!(t.partition_data[0].records.as_deref(), Some(b1.as_slice()));
+            assert_eq!(t.partition_data[0].records.as_deref(), Some(&b1[..]));
             assert_eq!(t.partition_data[1].index, 9);
-            assert_eq!(t.partition_data[1].records.as_deref(), Some(b2.as_slice()));
+            assert_eq!(t.partition_data[1].records.as_deref(), Some(&b2[..]));
         }
     }
 
