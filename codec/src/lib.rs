@@ -5,8 +5,10 @@
 //!   buffer is sized from it.
 //! - [`header`]: request header decode (v1-v2, flexible versions), response
 //!   framing for any `kafka-protocol` message.
-//! - [`produce`]: hand-written Produce request decode; record bytes stay
-//!   slices of the frame.
+//! - [`produce`]: hand-written Produce request decode, record bytes kept as
+//!   slices of the frame; and the one encoder, which writes a client's
+//!   frame around its batches without copying them (loadgen's, and the
+//!   fuzz round trip's through a copying wrapper).
 //! - [`fetch`]: hand-written Fetch response encode; record chunks stay the
 //!   caller's (cached `Bytes`, file ranges) and are never copied.
 //! - [`batch`]: the v2 record batch, defined once for the broker, the
