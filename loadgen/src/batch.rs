@@ -10,15 +10,11 @@ use bytes::{BufMut, BytesMut};
 use spindle_codec::batch::{self as format, Batches, ProducerFields, Records, BATCH_HEADER_LEN};
 use spindle_codec::DecodeError;
 
+use crate::payload::parse_stamp;
+
 /// A decompressed batch larger than this is refused (a peer cannot make
 /// loadgen allocate without bound).
 pub const DECOMPRESSED_BYTES_MAX: usize = 64 << 20;
-
-/// The value of a stamped record starts with this tag, then the run id and
-/// the send stamp, so e2e latency is only taken from records of this run.
-pub const STAMP_TAG: u32 = 0x5350_4e44; // "SPND"
-/// Bytes a stamp takes at the start of a record value.
-pub const STAMP_LEN: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -258,26 +254,10 @@ fn read_stamps(
     Ok(())
 }
 
-/// Writes the stamp that opens a record value.
-pub fn write_stamp(out: &mut [u8; STAMP_LEN], run_id: u32, stamp_ns: u64) {
-    out[0..4].copy_from_slice(&STAMP_TAG.to_be_bytes());
-    out[4..8].copy_from_slice(&run_id.to_be_bytes());
-    out[8..16].copy_from_slice(&stamp_ns.to_be_bytes());
-}
-
-pub fn parse_stamp(v: &[u8]) -> Option<(u32, u64)> {
-    if v.len() < STAMP_LEN || v[0..4] != STAMP_TAG.to_be_bytes() {
-        return None;
-    }
-    let run = u32::from_be_bytes([v[4], v[5], v[6], v[7]]);
-    let mut s = [0u8; 8];
-    s.copy_from_slice(&v[8..16]);
-    Some((run, u64::from_be_bytes(s)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::payload::{write_stamp, STAMP_LEN};
     use bytes::Bytes;
     use spindle_codec::kafka_protocol::records::{Compression as KCompression, RecordBatchDecoder};
 

@@ -466,7 +466,8 @@ pub fn take_records(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{write_stamp, BatchBuilder, Compression, STAMP_LEN};
+    use crate::batch::{BatchBuilder, Compression};
+    use crate::payload::{write_stamp, STAMP_LEN};
 
     #[test]
     fn range_assignor_matches_kafka() {

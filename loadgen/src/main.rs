@@ -21,6 +21,8 @@ mod consumer;
 mod cpu;
 mod embedded;
 mod omb;
+mod partitioner;
+mod payload;
 mod plan;
 mod producer;
 mod report;
@@ -28,6 +30,7 @@ mod run;
 mod stats;
 mod svg;
 mod sweep;
+mod window;
 
 use std::path::PathBuf;
 
