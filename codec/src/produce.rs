@@ -1,12 +1,17 @@
-//! Produce request decode, by hand: the record batches stay slices of the
-//! request frame (split off the frame's `BytesMut`, so each is unique and
-//! the engine can write baseOffset in place) and are never copied or
-//! decoded here. Versions 3-13; v9+ are flexible, v13 names topics by id.
+//! Produce requests, by hand. Decode (the broker's): the record batches
+//! stay slices of the request frame (split off the frame's `BytesMut`, so
+//! each is unique and the engine can write baseOffset in place) and are
+//! never copied or decoded here. Encode (a client's, such as loadgen's):
+//! the frame is written around the caller's batches, which are sent from
+//! where they are, not copied into it. Versions 3-13; v9+ are flexible,
+//! v13 names topics by id.
 
 use std::ops::Range;
 
 use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::ApiKey;
 
+use crate::frame::FRAME_PREFIX_LEN;
 use crate::wire::{put_array_len, put_string, put_uvarint, Reader};
 use crate::DecodeError;
 
@@ -128,9 +133,75 @@ fn parse(body: &[u8], version: i16) -> Result<Parsed, DecodeError> {
     ))
 }
 
-/// Encodes a Produce request body (for clients such as loadgen, and for
-/// tests). Copies the records: this is the client side.
+/// Encodes a Produce request body, the records copied in (for tests and
+/// the fuzz round trip; a client sends [`encode_produce_frame`]'s pieces).
 pub fn encode_produce(req: &ProduceRequest, version: i16, buf: &mut BytesMut) {
+    encode_body(req, version, buf, |buf, records| buf.put_slice(records));
+}
+
+/// Encodes a whole Produce request frame (size prefix, request header,
+/// body) for a client, without copying the record batches: `buf` gets
+/// every other byte, and the returned offsets into `buf` say where each
+/// partition's records go, in request order (null records have none).
+/// [`produce_pieces`] yields the frame in wire order, for one `writev`.
+pub fn encode_produce_frame(
+    correlation_id: i32,
+    client_id: &str,
+    req: &ProduceRequest,
+    version: i16,
+    buf: &mut BytesMut,
+) -> Vec<usize> {
+    let start = buf.len();
+    buf.put_i32(0); // the size, known at the end
+    buf.put_i16(ApiKey::Produce as i16);
+    buf.put_i16(version);
+    buf.put_i32(correlation_id);
+    put_string(buf, client_id, false);
+    if flexible(version) {
+        buf.put_u8(0); // header tagged fields
+    }
+    let mut cuts = Vec::new();
+    let mut records_len = 0usize;
+    encode_body(req, version, buf, |buf, records| {
+        cuts.push(buf.len());
+        records_len += records.len();
+    });
+    let size = (buf.len() - start - FRAME_PREFIX_LEN + records_len) as i32;
+    buf[start..start + FRAME_PREFIX_LEN].copy_from_slice(&size.to_be_bytes());
+    cuts
+}
+
+/// The pieces of a frame from [`encode_produce_frame`], in wire order:
+/// `head` up to each cut, then that partition's records, then the rest.
+pub fn produce_pieces<'a>(
+    head: &'a [u8],
+    cuts: &[usize],
+    req: &'a ProduceRequest,
+) -> Vec<&'a [u8]> {
+    let records = req
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter_map(|p| p.records.as_deref());
+    let mut pieces = Vec::with_capacity(2 * cuts.len() + 1);
+    let mut at = 0;
+    for (&cut, rec) in cuts.iter().zip(records) {
+        pieces.push(&head[at..cut]);
+        pieces.push(rec);
+        at = cut;
+    }
+    pieces.push(&head[at..]);
+    pieces
+}
+
+/// The body, with `put_records` writing each non-null records field's
+/// bytes after its length.
+fn encode_body(
+    req: &ProduceRequest,
+    version: i16,
+    buf: &mut BytesMut,
+    mut put_records: impl FnMut(&mut BytesMut, &[u8]),
+) {
     let flex = flexible(version);
     match &req.transactional_id {
         Some(t) => put_string(buf, t, flex),
@@ -152,11 +223,11 @@ pub fn encode_produce(req: &ProduceRequest, version: i16, buf: &mut BytesMut) {
             match &p.records {
                 Some(rec) if flex => {
                     put_uvarint(buf, rec.len() as u32 + 1);
-                    buf.put_slice(rec);
+                    put_records(buf, rec);
                 }
                 Some(rec) => {
                     buf.put_i32(rec.len() as i32);
-                    buf.put_slice(rec);
+                    put_records(buf, rec);
                 }
                 None if flex => put_uvarint(buf, 0),
                 None => buf.put_i32(-1),
@@ -177,10 +248,11 @@ pub fn encode_produce(req: &ProduceRequest, version: i16, buf: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::{BatchBuilder, ProducerFields};
     use bytes::Bytes;
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ProduceRequest as KpProduce, TopicName};
-    use kafka_protocol::protocol::{Encodable, StrBytes};
+    use kafka_protocol::messages::{ProduceRequest as KpProduce, RequestHeader, TopicName};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
     use proptest::prelude::*;
 
     fn arb_request(version: i16) -> impl Strategy<Value = ProduceRequest> {
@@ -255,8 +327,82 @@ mod tests {
         }
 
         #[test]
+        fn frame_pieces_are_the_copying_encoders_body((version, req) in (3i16..=13).prop_flat_map(|v| (Just(v), arb_request(v))), id: i32) {
+            let mut head = BytesMut::new();
+            let cuts = encode_produce_frame(id, "client", &req, version, &mut head);
+            let frame: Vec<u8> = produce_pieces(&head, &cuts, &req).concat();
+            let size = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+            prop_assert_eq!(size as usize, frame.len() - FRAME_PREFIX_LEN);
+            let mut frame = BytesMut::from(&frame[FRAME_PREFIX_LEN..]);
+            let (key, header) = crate::header::decode_request_header(&mut frame).unwrap();
+            prop_assert_eq!(key, ApiKey::Produce);
+            prop_assert_eq!(header.request_api_version, version);
+            prop_assert_eq!(header.correlation_id, id);
+            prop_assert_eq!(header.client_id.as_deref(), Some("client"));
+            let mut body = BytesMut::new();
+            encode_produce(&req, version, &mut body);
+            prop_assert_eq!(&frame[..], &body[..]);
+        }
+
+        #[test]
         fn decode_never_panics(data: Vec<u8>, version in 3i16..=13) {
             let _ = decode_produce(BytesMut::from(&data[..]), version);
+        }
+    }
+
+    /// Checks produce requests decode with kafka_protocol.
+    fn decode_with_kafka_protocol(frame: &[u8], version: i16) -> KpProduce {
+        let mut b = Bytes::copy_from_slice(&frame[4..]);
+        let _h = RequestHeader::decode(&mut b, 1).unwrap();
+        KpProduce::decode(&mut b, version).unwrap()
+    }
+
+    #[test]
+    fn produce_frame_decodes_with_kafka_protocol() {
+        let mut b1 = BatchBuilder::new(1024);
+        b1.push(1, None, Some(b"hello"));
+        let b1 = b1.finish(ProducerFields::NONE);
+        let mut b2 = BatchBuilder::new(1024);
+        b2.push_parts(2, Some(b"k"), &[b"world", b"!"]);
+        let b2 = b2.finish(ProducerFields::NONE);
+        for version in 3..=8 {
+            let req = ProduceRequest {
+                transactional_id: None,
+                acks: -1,
+                timeout_ms: 1500,
+                topics: vec![ProduceTopic {
+                    name: "bench".into(),
+                    topic_id: [0; 16],
+                    partitions: vec![
+                        ProducePartition {
+                            index: 3,
+                            records: Some(b1.clone()),
+                        },
+                        ProducePartition {
+                            index: 9,
+                            records: Some(b2.clone()),
+                        },
+                    ],
+                }],
+            };
+            let mut head = BytesMut::new();
+            let cuts = encode_produce_frame(77, "loadgen", &req, version, &mut head);
+            let frame = produce_pieces(&head, &cuts, &req).concat();
+            assert_eq!(
+                i32::from_be_bytes(frame[0..4].try_into().unwrap()) as usize,
+                frame.len() - 4
+            );
+            let req = decode_with_kafka_protocol(&frame, version);
+            assert_eq!(req.acks, -1);
+            assert_eq!(req.timeout_ms, 1500);
+            assert_eq!(req.topic_data.len(), 1);
+            let t = &req.topic_data[0];
+            assert_eq!(t.name.0.as_str(), "bench");
+            assert_eq!(t.partition_data.len(), 2);
+            assert_eq!(t.partition_data[0].index, 3);
+            assert_eq!(t.partition_data[0].records.as_deref(), Some(&b1[..]));
+            assert_eq!(t.partition_data[1].index, 9);
+            assert_eq!(t.partition_data[1].records.as_deref(), Some(&b2[..]));
         }
     }
 

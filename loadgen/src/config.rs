@@ -232,10 +232,10 @@ impl RunSpec {
         if self.record_size > RECORD_BYTES_MAX {
             bail!("record size above {RECORD_BYTES_MAX}");
         }
-        if self.mode == Mode::E2e && self.record_size < crate::batch::STAMP_LEN {
+        if self.mode == Mode::E2e && self.record_size < crate::payload::STAMP_LEN {
             bail!(
                 "e2e needs --record-size >= {} for the send stamp",
-                crate::batch::STAMP_LEN
+                crate::payload::STAMP_LEN
             );
         }
         if self.num_records.is_none() && self.duration.is_none() {

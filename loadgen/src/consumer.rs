@@ -466,7 +466,8 @@ pub fn take_records(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{write_stamp, BatchBuilder, Compression, STAMP_LEN};
+    use crate::batch::{BatchBuilder, Compression};
+    use crate::payload::{write_stamp, STAMP_LEN};
 
     #[test]
     fn range_assignor_matches_kafka() {
@@ -498,7 +499,7 @@ mod tests {
             write_stamp(&mut s, run, base as u64 * 100 + u64::from(i));
             b.append(0, None, &s, b"x");
         }
-        let mut v = b.finish(None, -1).unwrap();
+        let mut v = b.finish(None, -1).unwrap().to_vec();
         v[0..8].copy_from_slice(&base.to_be_bytes());
         v
     }

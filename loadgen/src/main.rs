@@ -1,6 +1,6 @@
 #![recursion_limit = "256"]
 //! loadgen: Spindle's load generator. It speaks the Kafka protocol itself
-//! (message types from the shared codec, record batches of its own), so
+//! (message types and the record-batch format from the shared codec), so
 //! one tool drives Spindle, upstream Kafka, Redpanda or any compatible
 //! broker.
 //!
@@ -19,8 +19,9 @@ mod config;
 mod conn;
 mod consumer;
 mod cpu;
-mod embedded;
 mod omb;
+mod partitioner;
+mod payload;
 mod plan;
 mod producer;
 mod report;
@@ -28,6 +29,7 @@ mod run;
 mod stats;
 mod svg;
 mod sweep;
+mod window;
 
 use std::path::PathBuf;
 
@@ -36,7 +38,10 @@ use clap::Parser;
 
 use cli::{default_spec, Cli, Command, RunArgs};
 use config::{Mode, RunSpec};
-use embedded::EmbeddedBroker;
+use loadgen::child_broker::{self, ChildBroker, Launch};
+
+/// Lines of the broker's output kept for error messages.
+const BROKER_LOG_LINES_MAX: usize = 200;
 
 fn main() {
     let cli = Cli::parse();
@@ -53,7 +58,9 @@ fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-/// Starts the embedded broker when no bootstrap was given.
+/// Starts the embedded broker (a `spindle` child process on a port of its
+/// choosing, data in a temporary directory) when no bootstrap was given,
+/// and stops it with SIGTERM when the run is over.
 fn with_broker<T>(
     spec: &mut RunSpec,
     args: &RunArgs,
@@ -62,11 +69,31 @@ fn with_broker<T>(
     if !spec.bootstrap.is_empty() {
         return f(spec);
     }
-    let broker = EmbeddedBroker::start(&args.spindle_args)?;
-    spec.bootstrap = broker.addr.clone();
-    spec.broker_pid = Some(broker.pid);
+    let bin = child_broker::find_spindle()?;
+    let base = child_broker::default_data_base();
+    let data = child_broker::real_fs_tempdir(&base, "loadgen-spindle-")?;
+    let launch = Launch {
+        bin: bin.clone(),
+        data_dir: data.path().to_path_buf(),
+        args: args.spindle_args.clone(),
+        env: Vec::new(),
+        log_lines_max: BROKER_LOG_LINES_MAX,
+    };
+    let mut broker = ChildBroker::start(launch, "127.0.0.1:0")?;
+    eprintln!(
+        "loadgen: embedded spindle ({}) listening on {}",
+        bin.display(),
+        broker.addr()
+    );
+    spec.bootstrap = broker.addr().to_string();
+    spec.broker_pid = broker.pid();
     let r = f(spec);
     let stopped = broker.stop();
+    if let Ok(status) = &stopped {
+        if !status.success() {
+            eprintln!("loadgen: embedded spindle exited with {status}");
+        }
+    }
     let r = r?;
     stopped?;
     Ok(r)

@@ -94,12 +94,12 @@ impl Workload {
         } else {
             Mode::E2e
         };
-        if base.mode == Mode::E2e && self.message_size < crate::batch::STAMP_LEN {
+        if base.mode == Mode::E2e && self.message_size < crate::payload::STAMP_LEN {
             base.mode = Mode::Produce;
             eprintln!(
                 "loadgen: messageSize {} is below the {}-byte e2e stamp; running produce only",
                 self.message_size,
-                crate::batch::STAMP_LEN
+                crate::payload::STAMP_LEN
             );
         }
         base.throughput = if self.producer_rate > 0.0 {

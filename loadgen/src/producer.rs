@@ -1,6 +1,9 @@
 //! A pipelined producer: one connection, one writer thread that generates
-//! records on schedule and batches them per partition, one reader thread
-//! that matches responses to the requests in flight.
+//! records on schedule, batches them per partition and writes Produce
+//! requests (codec's encoder, the batches sent with writev from where they
+//! were built), one reader thread that matches responses to the requests
+//! in flight. The partitioner, the in-flight window and the record values
+//! have modules of their own.
 //!
 //! Open-loop: with a target rate each record has a scheduled send time
 //! (start + i / rate). A record that goes out late because the window was
@@ -13,26 +16,28 @@ use std::io::{IoSlice, Write};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use rand::{Rng, SeedableRng};
-use spindle_codec::kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use bytes::BytesMut;
+use spindle_codec::kafka_protocol::messages::{ApiKey, ProduceResponse};
 use spindle_codec::kafka_protocol::protocol::Decodable;
+use spindle_codec::produce::{
+    encode_produce_frame, produce_pieces, ProducePartition, ProduceRequest, ProduceTopic,
+};
 
-use crate::batch::{write_stamp, BatchBuilder, ProducerIdentity, STAMP_LEN};
+use crate::batch::{BatchBuilder, ProducerIdentity};
 use crate::client::init_producer_id;
-use crate::config::{Acks, KeyMode, ProducerConfig};
-use crate::conn::{read_frame, response_correlation_id, Conn};
+use crate::config::{Acks, ProducerConfig};
+use crate::conn::{read_frame, response_correlation_id, Conn, CLIENT_ID};
+use crate::partitioner::Partitioner;
+use crate::payload::{payload_pool, write_stamp, STAMP_LEN};
 use crate::stats::{record, Hists, Shared};
+use crate::window::Window;
 
-/// Produce versions loadgen encodes by hand (non-flexible layout).
+/// Produce versions loadgen sends (non-flexible layout).
 pub const PRODUCE_VERSIONS: (i16, i16) = (3, 8);
-/// Distinct keys the round-robin key distribution cycles through.
-pub const ROUND_ROBIN_KEYS: usize = 10_000;
-/// Bytes of the pre-generated payload the record values are cut from.
-const PAYLOAD_POOL_BYTES: usize = 1 << 20;
 
 /// What one producer writes: its topic and how many partitions it has.
 #[derive(Clone)]
@@ -66,150 +71,6 @@ struct InFlight {
     batches: Vec<BatchMeta>,
 }
 
-/// Counts requests in flight; the writer waits on it when the window is full.
-struct Window {
-    inflight: Mutex<usize>,
-    cv: Condvar,
-    max: usize,
-}
-
-impl Window {
-    fn acquire(&self, shared: &Shared, broken: &Mutex<Option<String>>) -> Result<()> {
-        let mut n = self
-            .inflight
-            .lock()
-            .map_err(|_| anyhow!("window lock poisoned"))?;
-        while *n >= self.max {
-            if shared.stop_all.load(Ordering::Relaxed) {
-                bail!("stopped");
-            }
-            if let Ok(b) = broken.lock() {
-                if let Some(e) = b.as_ref() {
-                    bail!("connection failed: {e}");
-                }
-            }
-            let (g, _) = self
-                .cv
-                .wait_timeout(n, Duration::from_millis(100))
-                .map_err(|_| anyhow!("window lock poisoned"))?;
-            n = g;
-        }
-        *n += 1;
-        Ok(())
-    }
-
-    fn release(&self) {
-        if let Ok(mut n) = self.inflight.lock() {
-            *n = n.saturating_sub(1);
-        }
-        self.cv.notify_all();
-    }
-
-    fn drained(&self, deadline: Instant) -> bool {
-        let Ok(mut n) = self.inflight.lock() else {
-            return false;
-        };
-        while *n > 0 {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            match self.cv.wait_timeout(n, deadline - now) {
-                Ok((g, _)) => n = g,
-                Err(_) => return false,
-            }
-        }
-        true
-    }
-}
-
-/// Kafka's murmur2, as its default partitioner uses it for keyed records.
-pub fn murmur2(data: &[u8]) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    let len = data.len();
-    let mut h: u32 = SEED ^ (len as u32);
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    let t = chunks.remainder();
-    if t.len() >= 3 {
-        h ^= u32::from(t[2]) << 16;
-    }
-    if t.len() >= 2 {
-        h ^= u32::from(t[1]) << 8;
-    }
-    if !t.is_empty() {
-        h ^= u32::from(t[0]);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h as i32
-}
-
-pub fn key_partition(key: &[u8], partitions: i32) -> i32 {
-    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
-}
-
-/// Payload like kafka-producer-perf-test's: random uppercase letters, so
-/// compression ratios are comparable with runs of that tool.
-pub fn payload_pool(seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    (0..PAYLOAD_POOL_BYTES)
-        .map(|_| b'A' + rng.gen_range(0..26u8))
-        .collect()
-}
-
-/// Encodes a Produce request (v3-v8) around already finished batches.
-/// Returns the head pieces; batch i goes after `heads[i]`, and
-/// `heads.last()` closes the request. The size prefix is included.
-pub fn encode_produce(
-    version: i16,
-    correlation_id: i32,
-    acks: i16,
-    timeout_ms: i32,
-    topic: &str,
-    batches: &[(i32, &[u8])],
-) -> Vec<Vec<u8>> {
-    let mut heads: Vec<Vec<u8>> = Vec::with_capacity(batches.len() + 1);
-    let mut h = Vec::with_capacity(64 + topic.len());
-    h.extend_from_slice(&[0; 4]);
-    h.extend_from_slice(&(ApiKey::Produce as i16).to_be_bytes());
-    h.extend_from_slice(&version.to_be_bytes());
-    h.extend_from_slice(&correlation_id.to_be_bytes());
-    put_str(&mut h, crate::conn::CLIENT_ID);
-    h.extend_from_slice(&(-1i16).to_be_bytes()); // transactional_id
-    h.extend_from_slice(&acks.to_be_bytes());
-    h.extend_from_slice(&timeout_ms.to_be_bytes());
-    h.extend_from_slice(&1i32.to_be_bytes());
-    put_str(&mut h, topic);
-    h.extend_from_slice(&(batches.len() as i32).to_be_bytes());
-    for (p, b) in batches {
-        h.extend_from_slice(&p.to_be_bytes());
-        h.extend_from_slice(&(b.len() as i32).to_be_bytes());
-        heads.push(std::mem::take(&mut h));
-    }
-    heads.push(h);
-    let total: usize = heads.iter().map(Vec::len).sum::<usize>()
-        + batches.iter().map(|(_, b)| b.len()).sum::<usize>();
-    let size = (total - 4) as i32;
-    heads[0][0..4].copy_from_slice(&size.to_be_bytes());
-    heads
-}
-
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as i16).to_be_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
 /// Writes all of `slices` (writev until done).
 fn write_all_vectored(stream: &mut TcpStream, slices: &mut [IoSlice<'_>]) -> std::io::Result<()> {
     let mut slices = slices;
@@ -222,69 +83,6 @@ fn write_all_vectored(stream: &mut TcpStream, slices: &mut [IoSlice<'_>]) -> std
         }
     }
     Ok(())
-}
-
-struct Partitioner {
-    keys: KeyMode,
-    partitions: i32,
-    sticky: i32,
-    rr_keys: Vec<(Vec<u8>, i32)>,
-    rr_next: usize,
-    rng: rand::rngs::StdRng,
-    key_buf: Vec<u8>,
-}
-
-impl Partitioner {
-    fn new(keys: KeyMode, partitions: i32, index: u32) -> Partitioner {
-        let rr_keys = if keys == KeyMode::RoundRobin {
-            (0..ROUND_ROBIN_KEYS)
-                .map(|i| {
-                    let k = format!("key-{i}").into_bytes();
-                    let p = key_partition(&k, partitions);
-                    (k, p)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Partitioner {
-            keys,
-            partitions,
-            sticky: (index as i32) % partitions.max(1),
-            rr_keys,
-            rr_next: index as usize,
-            rng: rand::rngs::StdRng::seed_from_u64(0x5eed ^ u64::from(index)),
-            key_buf: Vec::with_capacity(16),
-        }
-    }
-
-    /// Picks the partition and key of the next record.
-    fn next(&mut self) -> (i32, Option<&[u8]>) {
-        match self.keys {
-            KeyMode::None => (self.sticky, None),
-            KeyMode::RoundRobin => {
-                let i = self.rr_next % self.rr_keys.len();
-                self.rr_next = self.rr_next.wrapping_add(1);
-                let (k, p) = &self.rr_keys[i];
-                (*p, Some(k.as_slice()))
-            }
-            KeyMode::Random => {
-                let v: u64 = self.rng.gen();
-                self.key_buf.clear();
-                self.key_buf
-                    .extend_from_slice(format!("{v:016x}").as_bytes());
-                let p = key_partition(&self.key_buf, self.partitions);
-                (p, Some(self.key_buf.as_slice()))
-            }
-        }
-    }
-
-    /// Sticky partitioning (no keys): move on once a batch is sealed.
-    fn sealed(&mut self, partition: i32) {
-        if self.keys == KeyMode::None && partition == self.sticky {
-            self.sticky = (self.sticky + 1) % self.partitions.max(1);
-        }
-    }
 }
 
 struct Pending {
@@ -320,11 +118,7 @@ pub fn run_producer(
     let (version, producer) = setup?;
     let hists = shared.register();
     let stream = conn.stream.try_clone().context("clone producer socket")?;
-    let window = Arc::new(Window {
-        inflight: Mutex::new(0),
-        cv: Condvar::new(),
-        max: plan.config.max_in_flight,
-    });
+    let window = Arc::new(Window::new(plan.config.max_in_flight));
     let broken: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let (tx, rx) = mpsc::channel::<InFlight>();
     // acks=0: no responses, no reader, no window.
@@ -347,7 +141,7 @@ pub fn run_producer(
                         if let Ok(mut b) = broken.lock() {
                             *b = Some(format!("{e:#}"));
                         }
-                        window.cv.notify_all();
+                        window.wake();
                     }
                 })?,
         )
@@ -551,7 +345,7 @@ impl Writer<'_> {
         if self.tx.is_some() {
             self.window.acquire(self.shared, self.broken)?;
         }
-        let mut batches: Vec<(i32, Vec<u8>)> = Vec::with_capacity(chosen.len());
+        let mut partitions = Vec::with_capacity(chosen.len());
         let mut metas = Vec::with_capacity(chosen.len());
         for p in chosen {
             let Some(pend) = self.pending[p as usize].take() else {
@@ -565,8 +359,10 @@ impl Writer<'_> {
             } else {
                 -1
             };
-            let bytes = pend.builder.finish(self.producer, base_seq)?;
-            batches.push((p, bytes));
+            partitions.push(ProducePartition {
+                index: p,
+                records: Some(pend.builder.finish(self.producer, base_seq)?),
+            });
             metas.push(BatchMeta {
                 partition: p,
                 records: records as u32,
@@ -575,22 +371,22 @@ impl Writer<'_> {
         }
         let id = self.conn_next_id;
         self.conn_next_id = self.conn_next_id.wrapping_add(1).max(1);
-        let refs: Vec<(i32, &[u8])> = batches.iter().map(|(p, b)| (*p, b.as_slice())).collect();
-        let heads = encode_produce(
-            self.version,
-            id,
-            self.plan.config.acks.wire(),
-            self.plan.config.request_timeout_ms,
-            &self.plan.target.topic,
-            &refs,
-        );
-        let mut slices = Vec::with_capacity(heads.len() * 2);
-        for (i, h) in heads.iter().enumerate() {
-            slices.push(IoSlice::new(h));
-            if let Some((_, b)) = refs.get(i) {
-                slices.push(IoSlice::new(b));
-            }
-        }
+        let req = ProduceRequest {
+            transactional_id: None,
+            acks: self.plan.config.acks.wire(),
+            timeout_ms: self.plan.config.request_timeout_ms,
+            topics: vec![ProduceTopic {
+                name: self.plan.target.topic.clone(),
+                topic_id: [0; 16],
+                partitions,
+            }],
+        };
+        let mut head = BytesMut::with_capacity(64 + req.topics[0].name.len() + 8 * metas.len());
+        let cuts = encode_produce_frame(id, CLIENT_ID, &req, self.version, &mut head);
+        let mut slices: Vec<IoSlice<'_>> = produce_pieces(&head, &cuts, &req)
+            .into_iter()
+            .map(IoSlice::new)
+            .collect();
         if let Some(tx) = &self.tx {
             // Queue the metadata before the bytes leave, so the reader
             // always finds the request its response answers.
@@ -696,88 +492,4 @@ fn read_responses(
         window.release();
     }
     Ok(())
-}
-
-/// Checks produce requests decode with kafka_protocol (the shared codec).
-#[allow(dead_code)]
-fn decode_with_codec(frame: &[u8], version: i16) -> Result<ProduceRequest> {
-    let mut b = bytes::Bytes::copy_from_slice(&frame[4..]);
-    let _h = spindle_codec::kafka_protocol::messages::RequestHeader::decode(&mut b, 1)
-        .map_err(|e| anyhow!("header: {e}"))?;
-    ProduceRequest::decode(&mut b, version).map_err(|e| anyhow!("body: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::batch::Compression;
-
-    /// Vectors from Kafka's UtilsTest.
-    #[test]
-    fn murmur2_matches_kafka() {
-        assert_eq!(murmur2(b"21"), -973932308);
-        assert_eq!(murmur2(b"foobar"), -790332482);
-        assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
-        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
-        assert_eq!(
-            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
-            -58897971
-        );
-        assert_eq!(murmur2(b"abc"), 479470107);
-    }
-
-    #[test]
-    fn produce_request_decodes_with_kafka_protocol() {
-        let mut b1 = BatchBuilder::new(Compression::None, 1024);
-        b1.append(1, None, b"hello", b"");
-        let b1 = b1.finish(None, -1).unwrap();
-        let mut b2 = BatchBuilder::new(Compression::Lz4, 1024);
-        b2.append(2, Some(b"k"), b"world", b"!");
-        let b2 = b2.finish(None, -1).unwrap();
-        for version in 3..=8 {
-            let heads = encode_produce(version, 77, -1, 1500, "bench", &[(3, &b1), (9, &b2)]);
-            let mut frame = Vec::new();
-            frame.extend_from_slice(&heads[0]);
-            frame.extend_from_slice(&b1);
-            frame.extend_from_slice(&heads[1]);
-            frame.extend_from_slice(&b2);
-            frame.extend_from_slice(&heads[2]);
-            assert_eq!(
-                i32::from_be_bytes(frame[0..4].try_into().unwrap()) as usize,
-                frame.len() - 4
-            );
-            let req = decode_with_codec(&frame, version).unwrap();
-            assert_eq!(req.acks, -1);
-            assert_eq!(req.timeout_ms, 1500);
-            assert_eq!(req.topic_data.len(), 1);
-            let t = &req.topic_data[0];
-            assert_eq!(t.name.0.as_str(), "bench");
-            assert_eq!(t.partition_data.len(), 2);
-            assert_eq!(t.partition_data[0].index, 3);
-            assert_eq!(t.partition_data[0].records.as_deref(), Some(b1.as_slice()));
-            assert_eq!(t.partition_data[1].index, 9);
-            assert_eq!(t.partition_data[1].records.as_deref(), Some(b2.as_slice()));
-        }
-    }
-
-    #[test]
-    fn partitioner_spreads_keys_and_sticks_without() {
-        let mut p = Partitioner::new(KeyMode::None, 4, 1);
-        assert_eq!(p.next().0, 1);
-        assert_eq!(p.next().0, 1);
-        p.sealed(1);
-        assert_eq!(p.next().0, 2);
-        let mut rr = Partitioner::new(KeyMode::RoundRobin, 16, 0);
-        let mut seen = [0u32; 16];
-        for _ in 0..ROUND_ROBIN_KEYS {
-            seen[rr.next().0 as usize] += 1;
-        }
-        assert!(seen.iter().all(|&n| n > 0));
-        let mut r = Partitioner::new(KeyMode::Random, 16, 0);
-        for _ in 0..100 {
-            let (part, key) = r.next();
-            let key = key.unwrap().to_vec();
-            assert_eq!(key_partition(&key, 16), part);
-        }
-    }
 }

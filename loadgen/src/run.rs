@@ -147,7 +147,7 @@ pub fn execute(spec: &RunSpec) -> Result<Outcome> {
                     } else {
                         -1.0
                     },
-                    stamp: spec.record_size >= crate::batch::STAMP_LEN,
+                    stamp: spec.record_size >= crate::payload::STAMP_LEN,
                 };
                 let (sh, rd) = (shared.clone(), ready.clone());
                 producer_threads.push(
