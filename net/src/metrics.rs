@@ -149,10 +149,10 @@ impl ShardMetrics {
         add(&self.accepted, 1);
     }
 
-    pub fn rejected(&self, why: crate::limits::Rejected) {
+    pub fn rejected(&self, why: crate::transport::limits::Rejected) {
         match why {
-            crate::limits::Rejected::Total => add(&self.rejected_total, 1),
-            crate::limits::Rejected::PerIp => add(&self.rejected_per_ip, 1),
+            crate::transport::limits::Rejected::Total => add(&self.rejected_total, 1),
+            crate::transport::limits::Rejected::PerIp => add(&self.rejected_per_ip, 1),
         }
     }
 

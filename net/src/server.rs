@@ -19,10 +19,10 @@ use crate::constants::{
     OFFSETS_SEGMENTS_PER_REWRITE, RING_DEPTH, SHARD_CHANNEL_CAPACITY,
 };
 use crate::group_coordinator::OFFSETS_TOPIC;
-use crate::listener::{accept_loop, Listener};
 use crate::metrics;
-use crate::sendfile::SendfilePool;
 use crate::shard::{ConnCounts, Shard, ShardMsg};
+use crate::transport::listener::{accept_loop, Listener};
+use crate::transport::sendfile::SendfilePool;
 
 /// CPUs this process may run on.
 fn allowed_cpus() -> Vec<usize> {

@@ -25,11 +25,11 @@ use crate::config::Config;
 use crate::errors;
 use crate::fifo_lock::FifoLock;
 use crate::group_coordinator::{self, GroupCall, GroupCoordinator, GroupResult};
-use crate::limits::ConnLogs;
-use crate::listener::HandOff;
 use crate::metrics::ShardMetrics;
-use crate::sendfile::SendfilePool;
 use crate::topic_config;
+use crate::transport::limits::ConnLogs;
+use crate::transport::listener::HandOff;
+use crate::transport::sendfile::SendfilePool;
 
 /// Work for one partition, run on its owner shard.
 pub enum PartitionOp {
@@ -538,7 +538,7 @@ impl Shard {
 
     fn handle_msg(self: Rc<Self>, msg: ShardMsg) {
         match msg {
-            ShardMsg::Conn(conn) => crate::connection::spawn(self, conn.bind()),
+            ShardMsg::Conn(conn) => crate::transport::connection::spawn(self, conn.bind()),
             ShardMsg::Op {
                 topic,
                 partition,

@@ -40,9 +40,9 @@ use crate::constants::{
     SENDFILE_RETRY_MS_MAX,
 };
 use crate::dispatch::{dispatch, Outcome, Response};
-use crate::listener::Bound;
 use crate::metrics::CloseReason;
 use crate::shard::Shard;
+use crate::transport::listener::Bound;
 
 /// Serves a connection on the current shard until the peer goes away.
 pub fn spawn(shard: Rc<Shard>, conn: Bound) {
