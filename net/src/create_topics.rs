@@ -18,12 +18,12 @@ use spindle_codec::DecodeError;
 use tracing::info;
 use uuid::Uuid;
 
+use crate::catalog::topic_config;
 use crate::catalog::{CatalogError, TopicMeta};
 use crate::constants::{PARTITIONS_PER_TOPIC_MAX, TOPIC_NAME_BYTES_MAX};
 use crate::dispatch::{Ctx, Outcome, Versions};
 use crate::errors;
 use crate::shard::{OpReply, PartitionOp, Shard};
-use crate::topic_config;
 
 pub const VERSIONS: Versions = Versions::new(2, 7);
 

@@ -10,9 +10,9 @@ use spindle_codec::kafka_protocol::messages::{DescribeConfigsRequest, DescribeCo
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
+use crate::catalog::topic_config;
 use crate::dispatch::{Ctx, Outcome, Versions};
 use crate::errors;
-use crate::topic_config;
 
 pub const VERSIONS: Versions = Versions::new(1, 4);
 

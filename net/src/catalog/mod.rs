@@ -6,6 +6,13 @@
 //! thread ever blocks on the write and fsync. Shards send it commands and
 //! read immutable snapshots ([`Snapshot`]) published through an `ArcSwap`,
 //! a lock-free load on every request.
+//!
+//! [`topic_config`]: which topic configs exist, their checks, and how they
+//! become the engine's `LogConfig`.
+//!
+//! May import: config and constants; nothing of shards or APIs.
+
+pub mod topic_config;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
