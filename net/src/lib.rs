@@ -11,35 +11,13 @@
 //! [`repair`] (poisoned logs reopened), [`group_coordinator`] (consumer
 //! groups and committed offsets).
 
-pub mod api_versions;
+pub mod api;
 pub mod catalog;
 pub mod config;
 pub mod constants;
-pub mod create_partitions;
-pub mod create_topics;
-pub mod delete_groups;
-pub mod delete_topics;
-pub mod describe_cluster;
-pub mod describe_configs;
-pub mod describe_groups;
-pub mod dispatch;
 pub mod errors;
-pub mod fetch;
-pub mod find_coordinator;
 pub mod group_coordinator;
-pub mod heartbeat;
-pub mod init_producer_id;
-pub mod join_group;
-pub mod leave_group;
-pub mod list_groups;
-pub mod list_offsets;
-pub mod metadata;
 pub mod metrics;
-pub mod offset_commit;
-pub mod offset_delete;
-pub mod offset_fetch;
-pub mod produce;
 pub mod server;
 pub mod shard;
-pub mod sync_group;
 pub mod transport;

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::constants::{CATALOG_QUEUE_CAPACITY, PRODUCER_ID_BLOCK};
+use crate::constants::{CATALOG_QUEUE_CAPACITY, PRODUCER_ID_BLOCK, TOPIC_NAME_BYTES_MAX};
+use crate::errors;
 
 const META_FILE: &str = "spindle-meta.json";
 const META_VERSION: u32 = 1;
@@ -438,6 +439,37 @@ impl Writer {
     }
 }
 
+/// Kafka's topic name rules.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("topic name {name:?} is not allowed"));
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return Err(format!(
+            "topic name longer than {TOPIC_NAME_BYTES_MAX} bytes"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "topic name {name:?} has characters outside [a-zA-Z0-9._-]"
+        ));
+    }
+    Ok(())
+}
+
+/// The Kafka error code of a catalog failure.
+pub fn error_code(e: &CatalogError) -> i16 {
+    match e {
+        CatalogError::TopicExists(_) => errors::TOPIC_ALREADY_EXISTS,
+        CatalogError::UnknownTopic(_) => errors::UNKNOWN_TOPIC_OR_PARTITION,
+        CatalogError::InvalidPartitions(_) => errors::INVALID_PARTITIONS,
+        CatalogError::Io(_) | CatalogError::Gone => errors::KAFKA_STORAGE_ERROR,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,5 +507,14 @@ mod tests {
         assert_eq!(snap.topic_by_id(&t.id).unwrap().name, "a");
         let p3 = block_on(c.allocate_producer_id()).unwrap();
         assert!(p3 > p2, "ids are never reused across restarts");
+    }
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_a-b").is_ok());
+        for bad in ["", ".", "..", "a b", "a/b", "ü"] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_topic_name(&"a".repeat(250)).is_err());
     }
 }

@@ -11,8 +11,8 @@ use spindle_codec::kafka_protocol::messages::{
 };
 use spindle_codec::DecodeError;
 
-use crate::create_topics::catalog_error_code;
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Outcome, Versions};
+use crate::catalog;
 use crate::errors;
 
 pub const VERSIONS: Versions = Versions::new(0, 5);
@@ -29,7 +29,7 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
     }
     let resp = match ctx.shard.catalog.allocate_producer_id().await {
         Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Err(e) => resp.with_error_code(catalog_error_code(&e)),
+        Err(e) => resp.with_error_code(catalog::error_code(&e)),
     };
     Ok(ctx.respond(&resp))
 }

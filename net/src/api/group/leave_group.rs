@@ -8,7 +8,7 @@ use spindle_codec::kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupRespo
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Outcome, Versions};
 use crate::errors;
 use crate::group_coordinator::{GroupCall, GroupResult};
 

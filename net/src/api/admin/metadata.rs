@@ -15,30 +15,14 @@ use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 use uuid::Uuid;
 
+use super::topics::create_topic;
+use super::{CLUSTER_ID, CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
+use crate::api::{Ctx, Outcome, Versions};
+use crate::catalog::validate_topic_name;
 use crate::catalog::TopicMeta;
-use crate::create_topics::{create_topic, validate_topic_name};
-use crate::dispatch::{Ctx, Outcome, Versions};
 use crate::errors;
 
 pub const VERSIONS: Versions = Versions::new(0, 12);
-
-pub const CLUSTER_ID: &str = "spindle-single-node";
-
-/// With no authorizer every operation is allowed; Kafka then reports all
-/// of a resource's operations as a bit per AclOperation code. Clients
-/// that ask (kafka-python's admin client does) decode these bits.
-pub const TOPIC_OPERATIONS: i32 = ops(&[3, 4, 5, 6, 7, 8, 10, 11]);
-pub const CLUSTER_OPERATIONS: i32 = ops(&[5, 7, 8, 9, 10, 11, 12]);
-
-const fn ops(codes: &[u32]) -> i32 {
-    let mut bits = 0i32;
-    let mut i = 0;
-    while i < codes.len() {
-        bits |= 1 << codes[i];
-        i += 1;
-    }
-    bits
-}
 
 fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())

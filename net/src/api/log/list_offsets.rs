@@ -13,7 +13,7 @@ use spindle_codec::kafka_protocol::messages::list_offsets_response::{
 use spindle_codec::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use spindle_codec::DecodeError;
 
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Outcome, Versions};
 use crate::errors;
 use crate::shard::{OpReply, PartitionOp};
 

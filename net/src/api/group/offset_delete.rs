@@ -10,7 +10,7 @@ use spindle_codec::kafka_protocol::messages::offset_delete_response::{
 use spindle_codec::kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use spindle_codec::DecodeError;
 
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Outcome, Versions};
 use crate::errors;
 use crate::group_coordinator::{GroupCall, GroupResult};
 

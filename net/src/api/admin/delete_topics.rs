@@ -15,8 +15,8 @@ use spindle_codec::DecodeError;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::create_topics::catalog_error_code;
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Outcome, Versions};
+use crate::catalog;
 use crate::errors;
 use crate::group_coordinator::GroupCall;
 use crate::shard::ShardMsg;
@@ -73,7 +73,7 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
             Err(e) => {
                 responses.push(
                     result
-                        .with_error_code(catalog_error_code(&e))
+                        .with_error_code(catalog::error_code(&e))
                         .with_error_message(
                             (ctx.version >= 5).then(|| StrBytes::from_string(e.to_string())),
                         ),

@@ -18,7 +18,7 @@ use spindle_codec::produce::decode_produce;
 use spindle_codec::DecodeError;
 use tracing::debug;
 
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Outcome, Versions};
 use crate::errors;
 use crate::shard::{OpReply, PartitionOp};
 

@@ -6,7 +6,7 @@ use spindle_codec::header::decode_body;
 use spindle_codec::kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 use spindle_codec::DecodeError;
 
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Outcome, Versions};
 use crate::errors;
 use crate::group_coordinator::{GroupCall, GroupResult};
 

@@ -13,7 +13,7 @@ use spindle_codec::kafka_protocol::messages::{
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Outcome, Versions};
 use crate::errors;
 use crate::group_coordinator;
 

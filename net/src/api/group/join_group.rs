@@ -12,8 +12,8 @@ use spindle_codec::kafka_protocol::messages::{JoinGroupRequest, JoinGroupRespons
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
+use crate::api::{Ctx, Outcome, Versions};
 use crate::constants::GROUP_REBALANCE_TIMEOUT_MS_MAX;
-use crate::dispatch::{Ctx, Outcome, Versions};
 use crate::group_coordinator::group::{JoinOutcome, JoinParams};
 use crate::group_coordinator::{GroupCall, GroupResult};
 

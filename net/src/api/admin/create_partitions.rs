@@ -10,9 +10,10 @@ use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 use tracing::info;
 
+use super::topics::open_partitions;
+use crate::api::{Ctx, Outcome, Versions};
+use crate::catalog;
 use crate::constants::PARTITIONS_PER_TOPIC_MAX;
-use crate::create_topics::{catalog_error_code, open_partitions};
-use crate::dispatch::{Ctx, Outcome, Versions};
 use crate::errors;
 
 pub const VERSIONS: Versions = Versions::new(0, 3);
@@ -77,7 +78,7 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
                 }
                 Err((code, msg)) => results.push(fail(code, msg)),
             },
-            Err(e) => results.push(fail(catalog_error_code(&e), e.to_string())),
+            Err(e) => results.push(fail(catalog::error_code(&e), e.to_string())),
         }
     }
     Ok(ctx.respond(&CreatePartitionsResponse::default().with_results(results)))

@@ -4,8 +4,6 @@
 //! first produce.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
-use std::sync::Arc;
 
 use bytes::BytesMut;
 use spindle_codec::header::decode_body;
@@ -15,89 +13,15 @@ use spindle_codec::kafka_protocol::messages::create_topics_response::{
 use spindle_codec::kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
-use tracing::info;
 use uuid::Uuid;
 
+use super::topics::create_topic;
+use crate::api::{Ctx, Outcome, Versions};
 use crate::catalog::topic_config;
-use crate::catalog::{CatalogError, TopicMeta};
-use crate::constants::{PARTITIONS_PER_TOPIC_MAX, TOPIC_NAME_BYTES_MAX};
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::catalog::validate_topic_name;
 use crate::errors;
-use crate::shard::{OpReply, PartitionOp, Shard};
 
 pub const VERSIONS: Versions = Versions::new(2, 7);
-
-/// Kafka's topic name rules.
-pub fn validate_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name == "." || name == ".." {
-        return Err(format!("topic name {name:?} is not allowed"));
-    }
-    if name.len() > TOPIC_NAME_BYTES_MAX {
-        return Err(format!(
-            "topic name longer than {TOPIC_NAME_BYTES_MAX} bytes"
-        ));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return Err(format!(
-            "topic name {name:?} has characters outside [a-zA-Z0-9._-]"
-        ));
-    }
-    Ok(())
-}
-
-pub fn catalog_error_code(e: &CatalogError) -> i16 {
-    match e {
-        CatalogError::TopicExists(_) => errors::TOPIC_ALREADY_EXISTS,
-        CatalogError::UnknownTopic(_) => errors::UNKNOWN_TOPIC_OR_PARTITION,
-        CatalogError::InvalidPartitions(_) => errors::INVALID_PARTITIONS,
-        CatalogError::Io(_) | CatalogError::Gone => errors::KAFKA_STORAGE_ERROR,
-    }
-}
-
-/// Opens the logs of `partitions` of a topic on their owners.
-pub async fn open_partitions(
-    shard: &Rc<Shard>,
-    name: &str,
-    partitions: std::ops::Range<i32>,
-) -> Result<(), (i16, String)> {
-    for p in partitions {
-        match shard.run_op(name, p, PartitionOp::Open).await {
-            OpReply::Opened(Ok(())) => {}
-            OpReply::Opened(Err(code)) | OpReply::Error(code) => {
-                return Err((code, format!("cannot open partition {p}")))
-            }
-            _ => return Err((errors::UNKNOWN_SERVER_ERROR, "unexpected reply".into())),
-        }
-    }
-    Ok(())
-}
-
-/// Creates a topic (validated by the caller or here) and opens its logs.
-pub async fn create_topic(
-    shard: &Rc<Shard>,
-    name: &str,
-    partitions: u32,
-    configs: BTreeMap<String, String>,
-) -> Result<Arc<TopicMeta>, (i16, String)> {
-    validate_topic_name(name).map_err(|m| (errors::INVALID_TOPIC, m))?;
-    if partitions == 0 || partitions > PARTITIONS_PER_TOPIC_MAX {
-        return Err((
-            errors::INVALID_PARTITIONS,
-            format!("partitions must be 1..={PARTITIONS_PER_TOPIC_MAX}"),
-        ));
-    }
-    let meta = shard
-        .catalog
-        .create_topic(name.to_string(), partitions, configs)
-        .await
-        .map_err(|e| (catalog_error_code(&e), e.to_string()))?;
-    info!(topic = name, partitions, "created topic");
-    open_partitions(shard, name, 0..partitions as i32).await?;
-    Ok(meta)
-}
 
 fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -197,18 +121,4 @@ pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
         });
     }
     Ok(ctx.respond(&CreateTopicsResponse::default().with_topics(results)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_names_follow_kafka_rules() {
-        assert!(validate_topic_name("orders.v1_a-b").is_ok());
-        for bad in ["", ".", "..", "a b", "a/b", "ü"] {
-            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
-        }
-        assert!(validate_topic_name(&"a".repeat(250)).is_err());
-    }
 }

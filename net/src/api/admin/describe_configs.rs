@@ -10,8 +10,8 @@ use spindle_codec::kafka_protocol::messages::{DescribeConfigsRequest, DescribeCo
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
+use crate::api::{Ctx, Outcome, Versions};
 use crate::catalog::topic_config;
-use crate::dispatch::{Ctx, Outcome, Versions};
 use crate::errors;
 
 pub const VERSIONS: Versions = Versions::new(1, 4);

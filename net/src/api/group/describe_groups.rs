@@ -10,7 +10,7 @@ use spindle_codec::kafka_protocol::messages::{DescribeGroupsRequest, DescribeGro
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Outcome, Versions};
 use crate::errors;
 use crate::group_coordinator::{Described, GroupCall, GroupResult};
 

@@ -9,8 +9,8 @@ use spindle_codec::kafka_protocol::messages::{
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
-use crate::dispatch::{Ctx, Outcome, Versions};
-use crate::metadata::{CLUSTER_ID, CLUSTER_OPERATIONS};
+use super::{CLUSTER_ID, CLUSTER_OPERATIONS};
+use crate::api::{Ctx, Outcome, Versions};
 
 pub const VERSIONS: Versions = Versions::new(0, 1);
 

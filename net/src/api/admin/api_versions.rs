@@ -9,7 +9,8 @@ use spindle_codec::kafka_protocol::messages::api_versions_response::ApiVersion;
 use spindle_codec::kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use spindle_codec::DecodeError;
 
-use crate::dispatch::{served, Ctx, Outcome, Response, Versions};
+use crate::api::dispatch::served;
+use crate::api::{Ctx, Outcome, Response, Versions};
 use crate::errors;
 
 pub const VERSIONS: Versions = Versions::new(0, 4);

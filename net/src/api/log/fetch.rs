@@ -16,8 +16,8 @@ use spindle_codec::header::decode_body;
 use spindle_codec::kafka_protocol::messages::FetchRequest;
 use spindle_codec::DecodeError;
 
+use crate::api::{Chunk, Ctx, Outcome, Response, Versions};
 use crate::constants::FETCH_WAIT_MS_MAX;
-use crate::dispatch::{Chunk, Ctx, Outcome, Response, Versions};
 use crate::errors;
 use crate::shard::{OpReply, PartitionOp, Shard};
 

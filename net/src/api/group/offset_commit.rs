@@ -11,7 +11,7 @@ use spindle_codec::kafka_protocol::messages::offset_commit_response::{
 use spindle_codec::kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use spindle_codec::DecodeError;
 
-use crate::dispatch::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Outcome, Versions};
 use crate::errors;
 use crate::group_coordinator::{CommitPartition, CommitTopic, GroupCall, GroupResult};
 
