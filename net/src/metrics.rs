@@ -291,7 +291,7 @@ fn request_families(m: &ShardMetrics, out: &mut Report) {
         let served = i16::try_from(slot)
             .ok()
             .and_then(|k| ApiKey::try_from(k).ok())
-            .and_then(crate::api::dispatch::served)
+            .and_then(crate::api::registry::served)
             .is_some();
         if !served && a.count.get() == 0 {
             continue;

@@ -1,6 +1,7 @@
 //! The Kafka API layer: the handler contract every API module implements
-//! ([`Ctx`] in, [`Outcome`] out, the [`Versions`] it serves), the one
-//! registry of served APIs, and the dispatch from a request frame to its
+//! ([`Handler`]: its key, the [`Versions`] it serves, a pure decoder, and
+//! a handler taking [`Ctx`] to an [`Outcome`]), the one [`registry`] of
+//! served APIs, and the [`dispatch`] from a request frame to its
 //! handler. One module per API, grouped by domain: [`log`] (produce and
 //! consume), [`admin`] (topics, configs, cluster, ApiVersions) and
 //! [`group`] (consumer groups and committed offsets).
@@ -13,15 +14,18 @@ pub mod admin;
 pub mod dispatch;
 pub mod group;
 pub mod log;
+pub mod registry;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use spindle_codec::fetch::{Piece, RecordChunk};
 use spindle_codec::header::encode_response;
 use spindle_codec::kafka_protocol::messages::ApiKey;
 use spindle_codec::kafka_protocol::protocol::Encodable;
+use spindle_codec::DecodeError;
 use spindle_engine::ReadChunk;
 
 use crate::shard::Shard;
@@ -95,4 +99,20 @@ impl Ctx {
             Err(e) => Outcome::Close(format!("{:?} v{}: {e}", self.api_key, self.version)),
         }
     }
+}
+
+/// What every API module implements, as Redpanda's handler.h has it: the
+/// key it answers, the versions it serves, a decoder for its request body
+/// and the handler. [`registry::APIS`] lists the implementors, once.
+pub trait Handler: 'static {
+    const KEY: ApiKey;
+    const VERSIONS: Versions;
+    type Request: 'static;
+
+    /// Decodes a request body. Pure (no I/O, no state): the request_frame
+    /// fuzz target runs it on arbitrary bytes.
+    fn decode(body: BytesMut, version: i16) -> Result<Self::Request, DecodeError>;
+
+    /// Serves a decoded request.
+    fn handle(ctx: &Ctx, req: Self::Request) -> impl Future<Output = Outcome>;
 }

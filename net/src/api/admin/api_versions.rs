@@ -9,11 +9,31 @@ use spindle_codec::kafka_protocol::messages::api_versions_response::ApiVersion;
 use spindle_codec::kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use spindle_codec::DecodeError;
 
-use crate::api::dispatch::served;
-use crate::api::{Ctx, Outcome, Response, Versions};
+use crate::api::registry::served;
+use crate::api::{Ctx, Handler, Outcome, Response, Versions};
 use crate::errors;
 
-pub const VERSIONS: Versions = Versions::new(0, 4);
+/// Serves ApiVersions; see the module doc.
+pub struct ApiVersions;
+
+impl Handler for ApiVersions {
+    const KEY: ApiKey = ApiKey::ApiVersions;
+    const VERSIONS: Versions = Versions::new(0, 4);
+    type Request = ApiVersionsRequest;
+
+    fn decode(body: BytesMut, version: i16) -> Result<ApiVersionsRequest, DecodeError> {
+        decode_body(body, version)
+    }
+
+    // Decoded only to refuse malformed requests; the client's software
+    // name and version change nothing.
+    async fn handle(ctx: &Ctx, _req: ApiVersionsRequest) -> Outcome {
+        let resp = ApiVersionsResponse::default()
+            .with_error_code(errors::NONE)
+            .with_api_keys(api_keys());
+        ctx.respond(&resp)
+    }
+}
 
 fn api_keys() -> Vec<ApiVersion> {
     ApiKey::iter()
@@ -26,16 +46,6 @@ fn api_keys() -> Vec<ApiVersion> {
             })
         })
         .collect()
-}
-
-pub fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
-    // Decoded only to refuse malformed requests; the client's software
-    // name and version change nothing.
-    let _req: ApiVersionsRequest = decode_body(body, ctx.version)?;
-    let resp = ApiVersionsResponse::default()
-        .with_error_code(errors::NONE)
-        .with_api_keys(api_keys());
-    Ok(ctx.respond(&resp))
 }
 
 /// The answer to an ApiVersions request of a version we do not know:

@@ -5,38 +5,49 @@
 use bytes::BytesMut;
 use spindle_codec::header::decode_body;
 use spindle_codec::kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use spindle_codec::kafka_protocol::messages::ApiKey;
 use spindle_codec::kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use spindle_codec::DecodeError;
 
-use crate::api::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Handler, Outcome, Versions};
 use crate::errors;
 use crate::group_coordinator::{GroupCall, GroupResult};
 
-pub const VERSIONS: Versions = Versions::new(0, 2);
+/// Serves DeleteGroups; see the module doc.
+pub struct DeleteGroups;
 
-pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
-    let req: DeleteGroupsRequest = decode_body(body, ctx.version)?;
-    let mut results = Vec::with_capacity(req.groups_names.len());
-    for g in &req.groups_names {
-        let code = if g.0.is_empty() {
-            errors::INVALID_GROUP_ID
-        } else {
-            let call = GroupCall::Delete {
-                groups: vec![g.0.to_string()],
-            };
-            match ctx.shard.group_call(&g.0, call).await {
-                GroupResult::Delete(c) => {
-                    c.first().copied().unwrap_or(errors::UNKNOWN_SERVER_ERROR)
-                }
-                GroupResult::Code(c) => c,
-                _ => errors::UNKNOWN_SERVER_ERROR,
-            }
-        };
-        results.push(
-            DeletableGroupResult::default()
-                .with_group_id(g.clone())
-                .with_error_code(code),
-        );
+impl Handler for DeleteGroups {
+    const KEY: ApiKey = ApiKey::DeleteGroups;
+    const VERSIONS: Versions = Versions::new(0, 2);
+    type Request = DeleteGroupsRequest;
+
+    fn decode(body: BytesMut, version: i16) -> Result<DeleteGroupsRequest, DecodeError> {
+        decode_body(body, version)
     }
-    Ok(ctx.respond(&DeleteGroupsResponse::default().with_results(results)))
+
+    async fn handle(ctx: &Ctx, req: DeleteGroupsRequest) -> Outcome {
+        let mut results = Vec::with_capacity(req.groups_names.len());
+        for g in &req.groups_names {
+            let code = if g.0.is_empty() {
+                errors::INVALID_GROUP_ID
+            } else {
+                let call = GroupCall::Delete {
+                    groups: vec![g.0.to_string()],
+                };
+                match ctx.shard.group_call(&g.0, call).await {
+                    GroupResult::Delete(c) => {
+                        c.first().copied().unwrap_or(errors::UNKNOWN_SERVER_ERROR)
+                    }
+                    GroupResult::Code(c) => c,
+                    _ => errors::UNKNOWN_SERVER_ERROR,
+                }
+            };
+            results.push(
+                DeletableGroupResult::default()
+                    .with_group_id(g.clone())
+                    .with_error_code(code),
+            );
+        }
+        ctx.respond(&DeleteGroupsResponse::default().with_results(results))
+    }
 }

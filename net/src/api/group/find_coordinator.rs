@@ -7,17 +7,67 @@
 use bytes::BytesMut;
 use spindle_codec::header::decode_body;
 use spindle_codec::kafka_protocol::messages::find_coordinator_response::Coordinator;
+use spindle_codec::kafka_protocol::messages::ApiKey;
 use spindle_codec::kafka_protocol::messages::{
     BrokerId, FindCoordinatorRequest, FindCoordinatorResponse,
 };
 use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
-use crate::api::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Handler, Outcome, Versions};
 use crate::errors;
 use crate::group_coordinator;
 
-pub const VERSIONS: Versions = Versions::new(0, 6);
+/// Serves FindCoordinator; see the module doc.
+pub struct FindCoordinator;
+
+impl Handler for FindCoordinator {
+    const KEY: ApiKey = ApiKey::FindCoordinator;
+    const VERSIONS: Versions = Versions::new(0, 6);
+    type Request = FindCoordinatorRequest;
+
+    fn decode(body: BytesMut, version: i16) -> Result<FindCoordinatorRequest, DecodeError> {
+        decode_body(body, version)
+    }
+
+    async fn handle(ctx: &Ctx, req: FindCoordinatorRequest) -> Outcome {
+        let node = ctx.shard.config.node_id;
+        let (host, port) = ctx.shard.advertised.clone();
+        let v = ctx.version;
+        let mut resp = FindCoordinatorResponse::default();
+        if v >= 4 {
+            resp.coordinators = req
+                .coordinator_keys
+                .iter()
+                .map(|k| {
+                    let (code, msg) = check(ctx, k, req.key_type);
+                    let ok = code == errors::NONE;
+                    Coordinator::default()
+                        .with_key(k.clone())
+                        .with_node_id(BrokerId(if ok { node } else { -1 }))
+                        .with_host(StrBytes::from_string(if ok {
+                            host.clone()
+                        } else {
+                            String::new()
+                        }))
+                        .with_port(if ok { i32::from(port) } else { -1 })
+                        .with_error_code(code)
+                        .with_error_message(msg.map(StrBytes::from_static_str))
+                })
+                .collect();
+        } else {
+            let (code, msg) = check(ctx, &req.key, if v >= 1 { req.key_type } else { 0 });
+            let ok = code == errors::NONE;
+            resp = resp
+                .with_error_code(code)
+                .with_error_message(msg.filter(|_| v >= 1).map(StrBytes::from_static_str))
+                .with_node_id(BrokerId(if ok { node } else { -1 }))
+                .with_host(StrBytes::from_string(if ok { host } else { String::new() }))
+                .with_port(if ok { i32::from(port) } else { -1 });
+        }
+        ctx.respond(&resp)
+    }
+}
 
 const KEY_TYPE_GROUP: i8 = 0;
 
@@ -36,43 +86,4 @@ fn check(ctx: &Ctx, key: &str, key_type: i8) -> (i16, Option<&'static str>) {
         Some(_) => (errors::NONE, None),
         None => (errors::COORDINATOR_NOT_AVAILABLE, None),
     }
-}
-
-pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
-    let req: FindCoordinatorRequest = decode_body(body, ctx.version)?;
-    let node = ctx.shard.config.node_id;
-    let (host, port) = ctx.shard.advertised.clone();
-    let v = ctx.version;
-    let mut resp = FindCoordinatorResponse::default();
-    if v >= 4 {
-        resp.coordinators = req
-            .coordinator_keys
-            .iter()
-            .map(|k| {
-                let (code, msg) = check(ctx, k, req.key_type);
-                let ok = code == errors::NONE;
-                Coordinator::default()
-                    .with_key(k.clone())
-                    .with_node_id(BrokerId(if ok { node } else { -1 }))
-                    .with_host(StrBytes::from_string(if ok {
-                        host.clone()
-                    } else {
-                        String::new()
-                    }))
-                    .with_port(if ok { i32::from(port) } else { -1 })
-                    .with_error_code(code)
-                    .with_error_message(msg.map(StrBytes::from_static_str))
-            })
-            .collect();
-    } else {
-        let (code, msg) = check(ctx, &req.key, if v >= 1 { req.key_type } else { 0 });
-        let ok = code == errors::NONE;
-        resp = resp
-            .with_error_code(code)
-            .with_error_message(msg.filter(|_| v >= 1).map(StrBytes::from_static_str))
-            .with_node_id(BrokerId(if ok { node } else { -1 }))
-            .with_host(StrBytes::from_string(if ok { host } else { String::new() }))
-            .with_port(if ok { i32::from(port) } else { -1 });
-    }
-    Ok(ctx.respond(&resp))
 }

@@ -13,15 +13,79 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use spindle_codec::fetch::{encode_fetch_response, FetchPartition, FetchResponse, FetchTopic};
 use spindle_codec::header::decode_body;
+use spindle_codec::kafka_protocol::messages::ApiKey;
 use spindle_codec::kafka_protocol::messages::FetchRequest;
 use spindle_codec::DecodeError;
 
-use crate::api::{Chunk, Ctx, Outcome, Response, Versions};
+use crate::api::{Chunk, Ctx, Handler, Outcome, Response, Versions};
 use crate::constants::FETCH_WAIT_MS_MAX;
 use crate::errors;
 use crate::shard::{OpReply, PartitionOp, Shard};
 
-pub const VERSIONS: Versions = Versions::new(4, 17);
+/// Serves Fetch; see the module doc.
+pub struct Fetch;
+
+impl Handler for Fetch {
+    const KEY: ApiKey = ApiKey::Fetch;
+    const VERSIONS: Versions = Versions::new(4, 17);
+    type Request = FetchRequest;
+
+    fn decode(body: BytesMut, version: i16) -> Result<FetchRequest, DecodeError> {
+        decode_body(body, version)
+    }
+
+    async fn handle(ctx: &Ctx, req: FetchRequest) -> Outcome {
+        if req.session_id != 0 {
+            // We never hand out sessions, so the client cannot hold one.
+            return respond(ctx, FETCH_SESSION_ID_NOT_FOUND, Vec::new());
+        }
+        let snap = ctx.shard.snapshot();
+        let topics: Vec<TopicReq> = req
+            .topics
+            .iter()
+            .map(|t| {
+                let name = if ctx.version >= 13 {
+                    snap.topic_by_id(t.topic_id.as_bytes())
+                        .map(|m| m.name.clone())
+                } else {
+                    Some(t.topic.0.to_string())
+                };
+                TopicReq {
+                    name,
+                    id: *t.topic_id.as_bytes(),
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| Wanted {
+                            partition: p.partition,
+                            offset: p.fetch_offset,
+                            max_bytes: u32::try_from(p.partition_max_bytes).unwrap_or(0),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        drop(snap);
+        let max_bytes = u64::try_from(req.max_bytes).unwrap_or(0);
+        let min_bytes = u64::try_from(req.min_bytes).unwrap_or(0);
+        let wait = Duration::from_millis(
+            u64::try_from(req.max_wait_ms)
+                .unwrap_or(0)
+                .min(FETCH_WAIT_MS_MAX),
+        );
+        let deadline = Instant::now() + wait;
+        loop {
+            let got = read_all(&ctx.shard, &topics, max_bytes).await;
+            let total: u64 = got.iter().flatten().map(|g| g.bytes).sum();
+            let any_error = got.iter().flatten().any(|g| g.error_code != errors::NONE);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if total >= min_bytes.max(1) || any_error || left.is_zero() || topics.is_empty() {
+                return respond(ctx, errors::NONE, assemble(&topics, got));
+            }
+            wait_any(&ctx.shard, &topics, &got, left).await;
+        }
+    }
+}
 
 const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 
@@ -45,59 +109,6 @@ struct Got {
     log_start_offset: i64,
     chunks: Vec<Chunk>,
     bytes: u64,
-}
-
-pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
-    let req: FetchRequest = decode_body(body, ctx.version)?;
-    if req.session_id != 0 {
-        // We never hand out sessions, so the client cannot hold one.
-        return Ok(respond(ctx, FETCH_SESSION_ID_NOT_FOUND, Vec::new()));
-    }
-    let snap = ctx.shard.snapshot();
-    let topics: Vec<TopicReq> = req
-        .topics
-        .iter()
-        .map(|t| {
-            let name = if ctx.version >= 13 {
-                snap.topic_by_id(t.topic_id.as_bytes())
-                    .map(|m| m.name.clone())
-            } else {
-                Some(t.topic.0.to_string())
-            };
-            TopicReq {
-                name,
-                id: *t.topic_id.as_bytes(),
-                partitions: t
-                    .partitions
-                    .iter()
-                    .map(|p| Wanted {
-                        partition: p.partition,
-                        offset: p.fetch_offset,
-                        max_bytes: u32::try_from(p.partition_max_bytes).unwrap_or(0),
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    drop(snap);
-    let max_bytes = u64::try_from(req.max_bytes).unwrap_or(0);
-    let min_bytes = u64::try_from(req.min_bytes).unwrap_or(0);
-    let wait = Duration::from_millis(
-        u64::try_from(req.max_wait_ms)
-            .unwrap_or(0)
-            .min(FETCH_WAIT_MS_MAX),
-    );
-    let deadline = Instant::now() + wait;
-    loop {
-        let got = read_all(&ctx.shard, &topics, max_bytes).await;
-        let total: u64 = got.iter().flatten().map(|g| g.bytes).sum();
-        let any_error = got.iter().flatten().any(|g| g.error_code != errors::NONE);
-        let left = deadline.saturating_duration_since(Instant::now());
-        if total >= min_bytes.max(1) || any_error || left.is_zero() || topics.is_empty() {
-            return Ok(respond(ctx, errors::NONE, assemble(&topics, got)));
-        }
-        wait_any(&ctx.shard, &topics, &got, left).await;
-    }
 }
 
 /// Reads every partition concurrently (each on its owner), then keeps

@@ -6,30 +6,40 @@
 
 use bytes::BytesMut;
 use spindle_codec::header::decode_body;
+use spindle_codec::kafka_protocol::messages::ApiKey;
 use spindle_codec::kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId,
 };
 use spindle_codec::DecodeError;
 
-use crate::api::{Ctx, Outcome, Versions};
+use crate::api::{Ctx, Handler, Outcome, Versions};
 use crate::catalog;
 use crate::errors;
 
-pub const VERSIONS: Versions = Versions::new(0, 5);
+/// Serves InitProducerId; see the module doc.
+pub struct InitProducerId;
 
-pub async fn handle(ctx: &Ctx, body: BytesMut) -> Result<Outcome, DecodeError> {
-    let req: InitProducerIdRequest = decode_body(body, ctx.version)?;
-    let resp = InitProducerIdResponse::default()
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        return Ok(
-            ctx.respond(&resp.with_error_code(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
-        );
+impl Handler for InitProducerId {
+    const KEY: ApiKey = ApiKey::InitProducerId;
+    const VERSIONS: Versions = Versions::new(0, 5);
+    type Request = InitProducerIdRequest;
+
+    fn decode(body: BytesMut, version: i16) -> Result<InitProducerIdRequest, DecodeError> {
+        decode_body(body, version)
     }
-    let resp = match ctx.shard.catalog.allocate_producer_id().await {
-        Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Err(e) => resp.with_error_code(catalog::error_code(&e)),
-    };
-    Ok(ctx.respond(&resp))
+
+    async fn handle(ctx: &Ctx, req: InitProducerIdRequest) -> Outcome {
+        let resp = InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        if req.transactional_id.is_some() {
+            return ctx
+                .respond(&resp.with_error_code(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED));
+        }
+        let resp = match ctx.shard.catalog.allocate_producer_id().await {
+            Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+            Err(e) => resp.with_error_code(catalog::error_code(&e)),
+        };
+        ctx.respond(&resp)
+    }
 }
