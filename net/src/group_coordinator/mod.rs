@@ -36,7 +36,7 @@ use crate::constants::{
     GROUP_TICK_MS, OFFSETS_LOAD_READ_BYTES, OFFSETS_WRITES_IN_FLIGHT, OFFSET_METADATA_BYTES_MAX,
 };
 use crate::errors;
-use crate::metrics::{Family, Kind};
+use crate::metrics::{Family, Kind, Sample};
 use crate::shard::Shard;
 use group::{Group, GroupLimits, GroupState, JoinOutcome, JoinParams, Now, Persist, Reply};
 use group::{SyncOutcome, SyncParams};
@@ -1286,6 +1286,42 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// Consumer-group lag per partition: the partition's high watermark
+/// minus the group's committed offset (partitions and groups may live on
+/// different shards, so this is taken from the merged reports).
+pub fn group_lag(fams: &[Family]) -> Option<Family> {
+    let find = |name: &str| fams.iter().find(|f| f.name == name);
+    let committed = find("spindle_consumer_group_committed_offset")?;
+    let hw = find("spindle_partition_high_watermark")?;
+    let label = |s: &Sample, k: &str| {
+        s.labels
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let hws: std::collections::BTreeMap<(String, String), f64> = hw
+        .samples
+        .iter()
+        .map(|s| ((label(s, "topic"), label(s, "partition")), s.value))
+        .collect();
+    let mut lag = Family::new(
+        "spindle_consumer_group_lag",
+        Kind::Gauge,
+        "Records a group has yet to consume on a partition: high watermark minus committed offset.",
+    );
+    for s in &committed.samples {
+        let (g, t, p) = (label(s, "group"), label(s, "topic"), label(s, "partition"));
+        if let Some(h) = hws.get(&(t.clone(), p.clone())) {
+            lag.push(
+                &[("group", &g), ("topic", &t), ("partition", &p)],
+                (h - s.value).max(0.0),
+            );
+        }
+    }
+    Some(lag)
 }
 
 /// Tombstones for a group's offsets of the topics `which` picks.

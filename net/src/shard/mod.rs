@@ -8,11 +8,13 @@
 //! group work to its owner; [`ops`]: the partition operations run on the
 //! owner; [`logs`]: opening, reopening, dropping and closing the logs a
 //! shard owns; [`fifo_lock`]: the open lock, handed out in arrival order;
-//! [`repair`]: poisoned logs reopened in the background.
+//! [`repair`]: poisoned logs reopened in the background; [`metrics`]: the
+//! shard's report to a scrape.
 
 pub mod fifo_lock;
 pub mod logs;
 pub mod mesh;
+pub mod metrics;
 pub mod ops;
 pub mod repair;
 
@@ -30,8 +32,9 @@ use spindle_engine::{BatchCache, CacheStats, PartitionLog, WriteBudget};
 use crate::catalog::{Catalog, Snapshot};
 use crate::config::Config;
 use crate::group_coordinator::{self, GroupCoordinator};
-use crate::metrics::ShardMetrics;
+use crate::metrics::Collectors;
 use crate::transport::limits::ConnLogs;
+use crate::transport::metrics::ConnectionMetrics;
 use crate::transport::sendfile::SendfilePool;
 use fifo_lock::FifoLock;
 pub use mesh::ShardMsg;
@@ -63,7 +66,9 @@ pub struct Shard {
     peers: Senders<ShardMsg>,
     pub groups: Rc<GroupCoordinator>,
     /// Counters for `/metrics`, this shard's alone.
-    pub metrics: ShardMetrics,
+    pub metrics: ConnectionMetrics,
+    /// What else reports to `/metrics` from this shard.
+    pub collectors: Collectors,
     /// Rate limits on connection-event logs.
     pub conn_logs: ConnLogs,
     /// Request bytes read and not yet answered over this shard's
@@ -88,9 +93,9 @@ impl Shard {
     ) -> Rc<Shard> {
         let cache = BatchCache::new(config.cache_bytes_per_shard);
         let groups = GroupCoordinator::new(group_settings(&config));
-        let metrics = ShardMetrics::default();
+        let collectors = Collectors::default();
         let coordinator = groups.clone();
-        metrics.register_collector(Box::new(move |out| coordinator.collect(out)));
+        collectors.register(Box::new(move |out| coordinator.collect(out)));
         let request_bytes = Semaphore::new(config.inflight_request_bytes_per_shard);
         let write_budget = WriteBudget::new(config.write_behind_bytes_per_shard);
         Rc::new(Shard {
@@ -106,7 +111,8 @@ impl Shard {
             write_budget,
             peers,
             groups,
-            metrics,
+            metrics: ConnectionMetrics::default(),
+            collectors,
             conn_logs: ConnLogs::default(),
             request_bytes,
             repairs: Default::default(),

@@ -35,13 +35,13 @@ use spindle_codec::DecodeError;
 use spindle_engine::ReadChunk;
 use tracing::{debug, warn};
 
+use super::metrics::CloseReason;
 use crate::api::dispatch::dispatch;
 use crate::api::{Outcome, Response};
 use crate::constants::{
     INFLIGHT_BYTES_PER_CONNECTION, READ_CHUNK_BYTES, READ_CHUNK_BYTES_MIN, READ_RESERVE_BYTES_MAX,
     SENDFILE_RETRY_MS_MAX,
 };
-use crate::metrics::CloseReason;
 use crate::shard::Shard;
 use crate::transport::listener::Bound;
 

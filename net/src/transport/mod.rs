@@ -5,7 +5,8 @@
 //! with the fewest; [`connection`] reads frames, runs each request through
 //! the API dispatch and writes the responses in order; [`sendfile`]
 //! sends cold file ranges off the reactor; [`limits`] holds the connection
-//! limits and rate-limited connection logs.
+//! limits and rate-limited connection logs; [`metrics`] counts requests,
+//! bytes and connection events and reports them.
 //!
 //! May import: the shard (to serve connections on it), the API dispatch
 //! entry and contract types, metrics counters, constants and config.
@@ -13,4 +14,5 @@
 pub mod connection;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 pub mod sendfile;
