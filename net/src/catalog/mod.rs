@@ -23,7 +23,7 @@ use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
 use crate::constants::{CATALOG_QUEUE_CAPACITY, PRODUCER_ID_BLOCK, TOPIC_NAME_BYTES_MAX};
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 
 const META_FILE: &str = "spindle-meta.json";
 const META_VERSION: u32 = 1;
@@ -461,7 +461,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
 }
 
 /// The Kafka error code of a catalog failure.
-pub fn error_code(e: &CatalogError) -> i16 {
+pub fn error_code(e: &CatalogError) -> ErrorCode {
     match e {
         CatalogError::TopicExists(_) => errors::TOPIC_ALREADY_EXISTS,
         CatalogError::UnknownTopic(_) => errors::UNKNOWN_TOPIC_OR_PARTITION,

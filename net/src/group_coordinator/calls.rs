@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::group::{JoinOutcome, JoinParams, SyncOutcome, SyncParams};
+use crate::errors::ErrorCode;
 
 #[derive(Debug, Clone)]
 pub struct CommitPartition {
@@ -109,18 +110,18 @@ pub enum GroupCall {
 pub enum GroupResult {
     Join(JoinOutcome),
     Sync(SyncOutcome),
-    Code(i16),
+    Code(ErrorCode),
     /// Group-level code, then a code per member asked about.
-    Leave(i16, Vec<i16>),
+    Leave(ErrorCode, Vec<ErrorCode>),
     /// A code per partition, in request order.
-    Commit(Vec<Vec<i16>>),
+    Commit(Vec<Vec<ErrorCode>>),
     /// Group-level code and the offsets by topic.
-    Fetch(i16, Vec<(String, Vec<FetchedPartition>)>),
+    Fetch(ErrorCode, Vec<(String, Vec<FetchedPartition>)>),
     Describe(Vec<Described>),
     List(Vec<Listed>),
     /// A code per group, in request order.
-    Delete(Vec<i16>),
+    Delete(Vec<ErrorCode>),
     /// Group-level code, then per topic a code per partition.
-    OffsetDelete(i16, Vec<Vec<i16>>),
+    OffsetDelete(ErrorCode, Vec<Vec<ErrorCode>>),
     Done,
 }

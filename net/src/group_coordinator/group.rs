@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::records::{GroupValue, MemberValue};
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -82,7 +82,7 @@ pub struct JoinedMember {
 /// What a JoinGroup response says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinOutcome {
-    pub error: i16,
+    pub error: ErrorCode,
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -94,7 +94,7 @@ pub struct JoinOutcome {
 }
 
 impl JoinOutcome {
-    pub fn error(error: i16, member_id: &str) -> JoinOutcome {
+    pub fn error(error: ErrorCode, member_id: &str) -> JoinOutcome {
         JoinOutcome {
             error,
             generation: -1,
@@ -111,14 +111,14 @@ impl JoinOutcome {
 /// What a SyncGroup response says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncOutcome {
-    pub error: i16,
+    pub error: ErrorCode,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
 }
 
 impl SyncOutcome {
-    pub fn error(error: i16) -> SyncOutcome {
+    pub fn error(error: ErrorCode) -> SyncOutcome {
         SyncOutcome {
             error,
             protocol_type: None,
@@ -681,7 +681,7 @@ impl Group {
     }
 
     /// Removes a member, answering what it waits for with `code`.
-    fn drop_member(&mut self, id: &str, code: i16) {
+    fn drop_member(&mut self, id: &str, code: ErrorCode) {
         let Some(mut m) = self.members.remove(id) else {
             return;
         };
@@ -769,7 +769,7 @@ impl Group {
 
     /// The leader's assignment for `generation` was written (`error` 0) or
     /// not: answer the waiting SyncGroups, unless a new round began since.
-    pub fn sync_persisted(&mut self, generation: i32, error: i16, now: Now) {
+    pub fn sync_persisted(&mut self, generation: i32, error: ErrorCode, now: Now) {
         if self.state != GroupState::CompletingRebalance || generation != self.generation {
             return;
         }
@@ -804,7 +804,7 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
         now: Now,
-    ) -> i16 {
+    ) -> ErrorCode {
         if self.state == GroupState::Empty {
             return errors::UNKNOWN_MEMBER_ID;
         }
@@ -825,7 +825,7 @@ impl Group {
     }
 
     /// LeaveGroup for each (member id, instance id): the codes per member.
-    pub fn leave(&mut self, who: &[(String, Option<String>)], now: Now) -> Vec<i16> {
+    pub fn leave(&mut self, who: &[(String, Option<String>)], now: Now) -> Vec<ErrorCode> {
         let mut codes = Vec::with_capacity(who.len());
         let mut left = false;
         for (member_id, instance_id) in who {
@@ -869,7 +869,7 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
         now: Now,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ErrorCode> {
         if generation < 0 && self.state == GroupState::Empty {
             // A consumer that only stores offsets here (assign + commit).
             return Ok(());

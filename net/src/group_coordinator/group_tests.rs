@@ -88,7 +88,7 @@ fn two_members_rebalance_to_generation_one_then_stable() {
     let oa = ra.try_recv().unwrap();
     assert_eq!(
         (oa.error, oa.generation, oa.leader.as_str()),
-        (0, 1, a.as_str())
+        (errors::NONE, 1, a.as_str())
     );
     assert_eq!(oa.protocol_name.as_deref(), Some("range"));
     assert_eq!(g.state, GroupState::CompletingRebalance);
@@ -144,7 +144,7 @@ fn leave_and_session_expiry_rebalance_the_rest() {
     g.join(params(&a, None), tx, at(t, 2));
     assert_eq!(rb.try_recv().unwrap().generation, 2);
     let _ = sync(&mut g, &a, &[(&a, b"A"), (&b, b"B")], at(t, 3));
-    g.sync_persisted(2, 0, at(t, 3));
+    g.sync_persisted(2, errors::NONE, at(t, 3));
     assert_eq!(g.leave(&[(b.clone(), None)], at(t, 4)), vec![errors::NONE]);
     assert_eq!(g.state, GroupState::PreparingRebalance);
     assert_eq!(
@@ -155,7 +155,7 @@ fn leave_and_session_expiry_rebalance_the_rest() {
     g.join(params(&a, None), tx, at(t, 6));
     assert_eq!(ra.try_recv().unwrap().generation, 3);
     let _ = sync(&mut g, &a, &[(&a, b"AB")], at(t, 7));
-    g.sync_persisted(3, 0, at(t, 7));
+    g.sync_persisted(3, errors::NONE, at(t, 7));
     // a stops heartbeating: after its session it is gone, the group empty.
     g.tick(at(t, 7 + 9_000));
     assert_eq!(g.state, GroupState::Stable);
@@ -175,7 +175,7 @@ fn rebalance_timeout_drops_members_that_do_not_rejoin() {
     g.join(params(&a, None), tx, at(t, 2));
     let _ = rb.try_recv().unwrap();
     let _ = sync(&mut g, &a, &[], at(t, 3));
-    g.sync_persisted(2, 0, at(t, 3));
+    g.sync_persisted(2, errors::NONE, at(t, 3));
     // b rejoins (say, new subscription); a never does.
     let mut p = params(&b, None);
     p.protocols.reverse();
@@ -222,7 +222,7 @@ fn static_member_returns_without_rebalance_and_fences_its_old_id() {
     let o = rx.try_recv().unwrap();
     let old = o.member_id.clone();
     let _ = sync(&mut g, &old, &[(&old, b"A")], at(t, 1));
-    g.sync_persisted(1, 0, at(t, 1));
+    g.sync_persisted(1, errors::NONE, at(t, 1));
     // Restarted with the same instance id: a new member id, same generation.
     let (tx, _rx) = flume::bounded(1);
     let Reply::Now(o) = g.join(params("", Some("i1")), tx, at(t, 2)) else {
@@ -259,7 +259,7 @@ fn commits_are_checked_against_the_generation() {
         Err(errors::REBALANCE_IN_PROGRESS)
     );
     let _ = sync(&mut g, &a, &[(&a, b"A")], at(t, 1));
-    g.sync_persisted(1, 0, at(t, 1));
+    g.sync_persisted(1, errors::NONE, at(t, 1));
     assert_eq!(g.check_commit(&a, None, 1, at(t, 2)), Ok(()));
     assert_eq!(
         g.check_commit(&a, None, 0, at(t, 2)),
@@ -295,7 +295,7 @@ fn metadata_round_trips_through_restore() {
     let mut g = Group::new("g".into(), limits(0), at(t, 0));
     let (a, _) = join_new(&mut g, at(t, 0));
     let _ = sync(&mut g, &a, &[(&a, b"A")], at(t, 1));
-    g.sync_persisted(1, 0, at(t, 1));
+    g.sync_persisted(1, errors::NONE, at(t, 1));
     let r = Group::restore("g".into(), g.value(), limits(0), at(t, 5));
     assert_eq!(r.state, GroupState::Stable);
     assert_eq!(r.generation, 1);

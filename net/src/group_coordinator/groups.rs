@@ -17,7 +17,7 @@ use super::group::{
 use super::offsets::tombstones_of;
 use super::records::{self, Key};
 use super::{now, Entry, GroupCoordinator};
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::shard::Shard;
 
 impl GroupCoordinator {
@@ -117,7 +117,7 @@ impl GroupCoordinator {
         self: &Rc<Self>,
         shard: &Rc<Shard>,
         group: &str,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ErrorCode> {
         let partition = self
             .entries
             .borrow()
@@ -211,7 +211,7 @@ impl GroupCoordinator {
         v
     }
 
-    pub(super) async fn delete_group(self: &Rc<Self>, shard: &Rc<Shard>, group: &str) -> i16 {
+    pub(super) async fn delete_group(self: &Rc<Self>, shard: &Rc<Shard>, group: &str) -> ErrorCode {
         let (partition, keys) = {
             let entries = self.entries.borrow();
             let Some(e) = entries.get(group) else {

@@ -45,7 +45,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::constants::GROUP_TICK_MS;
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::shard::Shard;
 pub use calls::{
     CommitPartition, CommitTopic, Described, DescribedMember, FetchedPartition, GroupCall,
@@ -236,7 +236,7 @@ impl GroupCoordinator {
 
 /// The answer to any call while the offsets are still being replayed.
 fn loading(call: &GroupCall) -> GroupResult {
-    const C: i16 = errors::COORDINATOR_LOAD_IN_PROGRESS;
+    const C: ErrorCode = errors::COORDINATOR_LOAD_IN_PROGRESS;
     match call {
         GroupCall::Join { params, .. } => {
             GroupResult::Join(JoinOutcome::error(C, &params.member_id))

@@ -14,7 +14,7 @@ use super::group::{Group, GroupState};
 use super::records::{self, Key, OffsetValue};
 use super::{now, Entry, GroupCoordinator};
 use crate::constants::OFFSET_METADATA_BYTES_MAX;
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::shard::Shard;
 
 /// A committed offset in memory, with the log offset of the record that
@@ -36,8 +36,8 @@ impl GroupCoordinator {
         instance_id: Option<String>,
         generation: i32,
         topics: Vec<CommitTopic>,
-    ) -> Vec<Vec<i16>> {
-        let all = |code: i16| -> Vec<Vec<i16>> {
+    ) -> Vec<Vec<ErrorCode>> {
+        let all = |code: ErrorCode| -> Vec<Vec<ErrorCode>> {
             topics
                 .iter()
                 .map(|t| vec![code; t.partitions.len()])
@@ -71,7 +71,7 @@ impl GroupCoordinator {
             }
         }
         let snap = shard.snapshot();
-        let mut codes: Vec<Vec<i16>> = Vec::with_capacity(topics.len());
+        let mut codes: Vec<Vec<ErrorCode>> = Vec::with_capacity(topics.len());
         let mut w = BatchWriter::new(now.wall_ms);
         let mut written: Vec<(String, i32, OffsetValue, usize)> = Vec::new();
         for t in &topics {
@@ -155,7 +155,7 @@ impl GroupCoordinator {
         shard: &Rc<Shard>,
         partition: i32,
         batch: BytesMut,
-    ) -> Result<i64, i16> {
+    ) -> Result<i64, ErrorCode> {
         let (writer, log) = self.writer_and_log(shard, partition).await?;
         let _permit = writer.shared().await?;
         self.append(shard, &writer, &log, batch).await
@@ -294,7 +294,7 @@ impl GroupCoordinator {
                 ),
                 Err(code) => warn!(
                     shard = shard.id,
-                    topic, code, "could not drop offsets of deleted topic"
+                    topic, %code, "could not drop offsets of deleted topic"
                 ),
             }
         }
@@ -370,7 +370,7 @@ impl GroupCoordinator {
                     records = n,
                     "expired committed offsets"
                 ),
-                Err(code) => warn!(shard = shard.id, partition, code, "offset expiry failed"),
+                Err(code) => warn!(shard = shard.id, partition, %code, "offset expiry failed"),
             }
         }
     }

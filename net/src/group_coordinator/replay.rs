@@ -45,7 +45,7 @@ impl GroupCoordinator {
                     warn!(
                         shard = shard.id,
                         partition = p,
-                        code,
+                        %code,
                         "offsets partition did not open"
                     )
                 }

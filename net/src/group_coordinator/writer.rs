@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::records::{self, Key};
 use super::{now, Entry, GroupCoordinator, OFFSETS_TOPIC};
 use crate::constants::{OFFSETS_LOAD_READ_BYTES, OFFSETS_WRITES_IN_FLIGHT};
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::shard::Shard;
 
 /// The writer of one offsets partition owned here: its write gate, and
@@ -40,7 +40,7 @@ impl PartitionWriter {
     }
 
     /// A place in the gate beside other commits.
-    pub(super) async fn shared(&self) -> Result<Permit<'_>, i16> {
+    pub(super) async fn shared(&self) -> Result<Permit<'_>, ErrorCode> {
         self.gate
             .acquire_permit(1)
             .await
@@ -48,7 +48,7 @@ impl PartitionWriter {
     }
 
     /// The whole gate: no other write until the permit drops.
-    pub(super) async fn exclusive(&self) -> Result<Permit<'_>, i16> {
+    pub(super) async fn exclusive(&self) -> Result<Permit<'_>, ErrorCode> {
         self.gate
             .acquire_permit(OFFSETS_WRITES_IN_FLIGHT)
             .await
@@ -57,15 +57,6 @@ impl PartitionWriter {
 
     pub(super) fn set_live_bytes(&self, n: u64) {
         self.live_bytes.set(n);
-    }
-}
-
-pub(super) fn storage_code(code: i16) -> i16 {
-    // Kafka answers a failed write of its offsets log so that clients
-    // find the coordinator again and retry.
-    match code {
-        errors::MESSAGE_TOO_LARGE => errors::INVALID_COMMIT_OFFSET_SIZE,
-        _ => errors::COORDINATOR_NOT_AVAILABLE,
     }
 }
 
@@ -78,7 +69,7 @@ impl GroupCoordinator {
         &self,
         shard: &Rc<Shard>,
         partition: i32,
-    ) -> Result<(Rc<PartitionWriter>, Rc<PartitionLog>), i16> {
+    ) -> Result<(Rc<PartitionWriter>, Rc<PartitionLog>), ErrorCode> {
         let writer = self
             .writer(partition)
             .ok_or(errors::COORDINATOR_NOT_AVAILABLE)?;
@@ -97,7 +88,7 @@ impl GroupCoordinator {
         writer: &Rc<PartitionWriter>,
         log: &Rc<PartitionLog>,
         batch: BytesMut,
-    ) -> Result<i64, i16> {
+    ) -> Result<i64, ErrorCode> {
         let len = batch.len() as u64;
         match log.append(batch).await {
             Ok(info) => {
@@ -109,7 +100,7 @@ impl GroupCoordinator {
             }
             Err(e) => {
                 warn!(shard = shard.id, error = %e, "write to the offsets log failed");
-                Err(storage_code(errors::append_error_code(&e)))
+                Err(errors::offsets_append_error_code(&e))
             }
         }
     }
@@ -123,7 +114,7 @@ impl GroupCoordinator {
         partition: i32,
         keys: Vec<Key>,
         apply: impl FnOnce(&mut HashMap<String, Entry>),
-    ) -> Result<(), i16> {
+    ) -> Result<(), ErrorCode> {
         let (writer, log) = self.writer_and_log(shard, partition).await?;
         let _permit = writer.exclusive().await?;
         if !keys.is_empty() {
@@ -161,7 +152,7 @@ impl GroupCoordinator {
             if let Err(code) = me.rewrite(&shard, partition, &writer).await {
                 warn!(
                     shard = shard.id,
-                    partition, code, "rewrite of the offsets log failed"
+                    partition, %code, "rewrite of the offsets log failed"
                 );
             }
             writer.rewriting.set(false);
@@ -174,7 +165,7 @@ impl GroupCoordinator {
         shard: &Rc<Shard>,
         partition: i32,
         writer: &Rc<PartitionWriter>,
-    ) -> Result<(), i16> {
+    ) -> Result<(), ErrorCode> {
         let log = shard
             .log(OFFSETS_TOPIC, partition)
             .await
@@ -187,13 +178,13 @@ impl GroupCoordinator {
         } else {
             log.append(batches)
                 .await
-                .map_err(|e| storage_code(errors::append_error_code(&e)))?
+                .map_err(|e| errors::offsets_append_error_code(&e))?
                 .base_offset
         };
         let deleted = log
             .delete_segments_below(below)
             .await
-            .map_err(|e| storage_code(errors::append_error_code(&e)))?;
+            .map_err(|e| errors::offsets_append_error_code(&e))?;
         writer.bytes_since_rewrite.set(0);
         writer.live_bytes.set(live);
         info!(

@@ -10,11 +10,11 @@ use tracing::{debug, info, warn};
 
 use super::Shard;
 use crate::catalog::topic_config;
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 
 impl Shard {
     /// The log of a partition this shard owns, opened on first use.
-    pub async fn log(&self, topic: &str, partition: i32) -> Result<Rc<PartitionLog>, i16> {
+    pub async fn log(&self, topic: &str, partition: i32) -> Result<Rc<PartitionLog>, ErrorCode> {
         let key = (topic.to_string(), partition);
         // Ops on a partition must reach its log in arrival order: an append
         // that arrived while the log was being opened must not be overtaken
@@ -49,7 +49,7 @@ impl Shard {
             }
             Err(e) => {
                 warn!(shard = self.id, dir = %dir.display(), error = %e, "cannot open partition log");
-                Err(errors::KAFKA_STORAGE_ERROR)
+                Err(errors::recovery_error_code(&e))
             }
         }
     }

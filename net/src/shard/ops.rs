@@ -8,7 +8,7 @@ use spindle_engine::{AppendInfo, ReadResult};
 use tracing::warn;
 
 use super::Shard;
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 
 /// Work for one partition, run on its owner shard.
 pub enum PartitionOp {
@@ -39,13 +39,13 @@ pub struct Offsets {
 }
 
 pub enum OpReply {
-    Appended(Result<AppendInfo, (i16, String)>),
-    Read(Result<ReadResult, (i16, i64, i64)>),
+    Appended(Result<AppendInfo, (ErrorCode, String)>),
+    Read(Result<ReadResult, (ErrorCode, i64, i64)>),
     Waited,
-    Offsets(Result<Offsets, i16>),
-    Opened(Result<(), i16>),
+    Offsets(Result<Offsets, ErrorCode>),
+    Opened(Result<(), ErrorCode>),
     /// The partition is not (or no longer) there, or the owner is gone.
-    Error(i16),
+    Error(ErrorCode),
 }
 
 impl Shard {

@@ -29,7 +29,7 @@ impl Handler for ApiVersions {
     // name and version change nothing.
     async fn handle(ctx: &Ctx, _req: ApiVersionsRequest) -> Outcome {
         let resp = ApiVersionsResponse::default()
-            .with_error_code(errors::NONE)
+            .with_error_code(errors::NONE.code())
             .with_api_keys(api_keys());
         ctx.respond(&resp)
     }
@@ -52,7 +52,7 @@ fn api_keys() -> Vec<ApiVersion> {
 /// v0, UNSUPPORTED_VERSION, and our ranges so the client can pick.
 pub fn unsupported(correlation_id: i32) -> Outcome {
     let resp = ApiVersionsResponse::default()
-        .with_error_code(errors::UNSUPPORTED_VERSION)
+        .with_error_code(errors::UNSUPPORTED_VERSION.code())
         .with_api_keys(api_keys());
     match encode_response(ApiKey::ApiVersions, 0, correlation_id, &resp) {
         Ok(b) => Outcome::Respond(Response::Frame(b)),

@@ -15,7 +15,7 @@ use super::topics::open_partitions;
 use crate::api::{Ctx, Handler, Outcome, Versions};
 use crate::catalog;
 use crate::constants::PARTITIONS_PER_TOPIC_MAX;
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 
 /// Serves CreatePartitions; see the module doc.
 pub struct CreatePartitions;
@@ -35,10 +35,10 @@ impl Handler for CreatePartitions {
         for t in req.topics {
             let name = t.name.0.to_string();
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let fail = |code: i16, msg: String| {
+            let fail = |code: ErrorCode, msg: String| {
                 result
                     .clone()
-                    .with_error_code(code)
+                    .with_error_code(code.code())
                     .with_error_message(Some(StrBytes::from_string(msg)))
             };
             let Some(current) = shard.snapshot().topic(&name).map(|m| m.owners.len() as i32) else {

@@ -20,7 +20,7 @@ use super::topics::create_topic;
 use crate::api::{Ctx, Handler, Outcome, Versions};
 use crate::catalog::topic_config;
 use crate::catalog::validate_topic_name;
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 
 /// Serves CreateTopics; see the module doc.
 pub struct CreateTopics;
@@ -43,10 +43,10 @@ impl Handler for CreateTopics {
                 .with_name(t.name.clone())
                 .with_num_partitions(-1)
                 .with_replication_factor(-1);
-            let fail = |code: i16, msg: String| {
+            let fail = |code: ErrorCode, msg: String| {
                 CreatableTopicResult::default()
                     .with_name(t.name.clone())
-                    .with_error_code(code)
+                    .with_error_code(code.code())
                     .with_error_message(Some(str_bytes(&msg)))
                     .with_num_partitions(-1)
                     .with_replication_factor(-1)

@@ -65,13 +65,13 @@ impl Handler for DeleteTopics {
                 } else {
                     errors::UNKNOWN_TOPIC_ID
                 };
-                responses.push(result.with_error_code(code));
+                responses.push(result.with_error_code(code.code()));
                 continue;
             };
             if snap.topic(&topic).is_some_and(|m| m.internal) {
                 responses.push(
                     result
-                        .with_error_code(errors::INVALID_TOPIC)
+                        .with_error_code(errors::INVALID_TOPIC.code())
                         .with_error_message((ctx.version >= 5).then(|| {
                             StrBytes::from_string(format!(
                                 "{topic} is internal and cannot be deleted"
@@ -85,7 +85,7 @@ impl Handler for DeleteTopics {
                 Err(e) => {
                     responses.push(
                         result
-                            .with_error_code(catalog::error_code(&e))
+                            .with_error_code(catalog::error_code(&e).code())
                             .with_error_message(
                                 (ctx.version >= 5).then(|| StrBytes::from_string(e.to_string())),
                             ),
@@ -128,7 +128,7 @@ impl Handler for DeleteTopics {
                     } else {
                         Uuid::nil()
                     })
-                    .with_error_code(errors::NONE),
+                    .with_error_code(errors::NONE.code()),
             );
         }
         ctx.respond(&DeleteTopicsResponse::default().with_responses(responses))

@@ -44,7 +44,7 @@ impl Handler for DescribeConfigs {
                     None => {
                         results.push(
                             result
-                                .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION)
+                                .with_error_code(errors::UNKNOWN_TOPIC_OR_PARTITION.code())
                                 .with_error_message(Some(s(&format!("no topic {name}")))),
                         );
                         continue;
@@ -93,7 +93,7 @@ impl Handler for DescribeConfigs {
                 _ => {
                     results.push(
                         result
-                            .with_error_code(errors::INVALID_REQUEST)
+                            .with_error_code(errors::INVALID_REQUEST.code())
                             .with_error_message(Some(s("unsupported resource type"))),
                     );
                     continue;

@@ -21,7 +21,7 @@ use super::{CLUSTER_ID, CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
 use crate::api::{Ctx, Handler, Outcome, Versions};
 use crate::catalog::validate_topic_name;
 use crate::catalog::TopicMeta;
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 
 /// Serves Metadata; see the module doc.
 pub struct Metadata;
@@ -126,7 +126,7 @@ fn topic_entry(version: i16, ops: bool, node: i32, t: &TopicMeta) -> MetadataRes
     let partitions = (0..t.owners.len() as i32)
         .map(|p| {
             MetadataResponsePartition::default()
-                .with_error_code(errors::NONE)
+                .with_error_code(errors::NONE.code())
                 .with_partition_index(p)
                 .with_leader_id(BrokerId(node))
                 .with_leader_epoch(if version >= 7 { 0 } else { -1 })
@@ -135,7 +135,7 @@ fn topic_entry(version: i16, ops: bool, node: i32, t: &TopicMeta) -> MetadataRes
         })
         .collect();
     MetadataResponseTopic::default()
-        .with_error_code(errors::NONE)
+        .with_error_code(errors::NONE.code())
         .with_name(Some(TopicName(str_bytes(&t.name))))
         .with_topic_id(if version >= 10 {
             Uuid::from_bytes(t.id)
@@ -147,9 +147,9 @@ fn topic_entry(version: i16, ops: bool, node: i32, t: &TopicMeta) -> MetadataRes
         .with_topic_authorized_operations(if ops { TOPIC_OPERATIONS } else { i32::MIN })
 }
 
-fn error_entry(name: Option<&str>, id: Uuid, code: i16) -> MetadataResponseTopic {
+fn error_entry(name: Option<&str>, id: Uuid, code: ErrorCode) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
-        .with_error_code(code)
+        .with_error_code(code.code())
         .with_name(name.map(|n| TopicName(str_bytes(n))))
         .with_topic_id(id)
 }

@@ -10,7 +10,7 @@ use tracing::info;
 
 use crate::catalog::{self, validate_topic_name, TopicMeta};
 use crate::constants::PARTITIONS_PER_TOPIC_MAX;
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::shard::{OpReply, PartitionOp, Shard};
 
 /// Opens the logs of `partitions` of a topic on their owners.
@@ -18,7 +18,7 @@ pub async fn open_partitions(
     shard: &Rc<Shard>,
     name: &str,
     partitions: std::ops::Range<i32>,
-) -> Result<(), (i16, String)> {
+) -> Result<(), (ErrorCode, String)> {
     for p in partitions {
         match shard.run_op(name, p, PartitionOp::Open).await {
             OpReply::Opened(Ok(())) => {}
@@ -37,7 +37,7 @@ pub async fn create_topic(
     name: &str,
     partitions: u32,
     configs: BTreeMap<String, String>,
-) -> Result<Arc<TopicMeta>, (i16, String)> {
+) -> Result<Arc<TopicMeta>, (ErrorCode, String)> {
     validate_topic_name(name).map_err(|m| (errors::INVALID_TOPIC, m))?;
     if partitions == 0 || partitions > PARTITIONS_PER_TOPIC_MAX {
         return Err((

@@ -45,7 +45,7 @@ impl Handler for DeleteGroups {
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(g.clone())
-                    .with_error_code(code),
+                    .with_error_code(code.code()),
             );
         }
         ctx.respond(&DeleteGroupsResponse::default().with_results(results))

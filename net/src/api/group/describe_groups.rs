@@ -12,7 +12,7 @@ use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
 use crate::api::{Ctx, Handler, Outcome, Versions};
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::group_coordinator::{Described, GroupCall, GroupResult};
 
 /// Serves DescribeGroups; see the module doc.
@@ -43,7 +43,7 @@ impl Handler for DescribeGroups {
             match d {
                 Some(d) if d.state.is_some() => {
                     out = out
-                        .with_error_code(code)
+                        .with_error_code(code.code())
                         .with_group_state(StrBytes::from_static_str(d.state.unwrap_or("Dead")))
                         .with_protocol_type(s(d.protocol_type))
                         .with_protocol_data(s(d.protocol))
@@ -64,15 +64,18 @@ impl Handler for DescribeGroups {
                                 .collect(),
                         );
                 }
-                _ if code != errors::NONE => out = out.with_error_code(code),
+                _ if code != errors::NONE => out = out.with_error_code(code.code()),
                 _ => {
                     out = out
                         .with_group_state(StrBytes::from_static_str("Dead"))
-                        .with_error_code(if v >= 6 {
-                            errors::GROUP_ID_NOT_FOUND
-                        } else {
-                            errors::NONE
-                        })
+                        .with_error_code(
+                            (if v >= 6 {
+                                errors::GROUP_ID_NOT_FOUND
+                            } else {
+                                errors::NONE
+                            })
+                            .code(),
+                        )
                         .with_error_message(
                             (v >= 6).then(|| s(format!("Group {} not found.", g.0))),
                         );
@@ -88,7 +91,7 @@ impl Handler for DescribeGroups {
 /// authorizer, so everything a group allows.
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
-async fn describe(ctx: &Ctx, group: &str) -> (i16, Option<Described>) {
+async fn describe(ctx: &Ctx, group: &str) -> (ErrorCode, Option<Described>) {
     if group.is_empty() {
         return (errors::INVALID_GROUP_ID, None);
     }

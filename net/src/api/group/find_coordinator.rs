@@ -15,7 +15,7 @@ use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
 use crate::api::{Ctx, Handler, Outcome, Versions};
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::group_coordinator;
 
 /// Serves FindCoordinator; see the module doc.
@@ -51,7 +51,7 @@ impl Handler for FindCoordinator {
                             String::new()
                         }))
                         .with_port(if ok { i32::from(port) } else { -1 })
-                        .with_error_code(code)
+                        .with_error_code(code.code())
                         .with_error_message(msg.map(StrBytes::from_static_str))
                 })
                 .collect();
@@ -59,7 +59,7 @@ impl Handler for FindCoordinator {
             let (code, msg) = check(ctx, &req.key, if v >= 1 { req.key_type } else { 0 });
             let ok = code == errors::NONE;
             resp = resp
-                .with_error_code(code)
+                .with_error_code(code.code())
                 .with_error_message(msg.filter(|_| v >= 1).map(StrBytes::from_static_str))
                 .with_node_id(BrokerId(if ok { node } else { -1 }))
                 .with_host(StrBytes::from_string(if ok { host } else { String::new() }))
@@ -72,7 +72,7 @@ impl Handler for FindCoordinator {
 const KEY_TYPE_GROUP: i8 = 0;
 
 /// The error, and its message, for one key.
-fn check(ctx: &Ctx, key: &str, key_type: i8) -> (i16, Option<&'static str>) {
+fn check(ctx: &Ctx, key: &str, key_type: i8) -> (ErrorCode, Option<&'static str>) {
     if key_type != KEY_TYPE_GROUP {
         return (
             errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,

@@ -35,6 +35,6 @@ impl Handler for Heartbeat {
             GroupResult::Code(c) => c,
             _ => errors::UNKNOWN_SERVER_ERROR,
         };
-        ctx.respond(&HeartbeatResponse::default().with_error_code(code))
+        ctx.respond(&HeartbeatResponse::default().with_error_code(code.code()))
     }
 }

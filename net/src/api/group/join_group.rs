@@ -93,7 +93,7 @@ fn response(v: i16, o: JoinOutcome) -> JoinGroupResponse {
         None => None,
     };
     JoinGroupResponse::default()
-        .with_error_code(o.error)
+        .with_error_code(o.error.code())
         .with_generation_id(o.generation)
         .with_protocol_type(o.protocol_type.filter(|_| v >= 7).map(s))
         .with_protocol_name(name)

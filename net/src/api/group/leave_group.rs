@@ -52,7 +52,7 @@ impl Handler for LeaveGroup {
         };
         let resp = if v >= 3 {
             LeaveGroupResponse::default()
-                .with_error_code(code)
+                .with_error_code(code.code())
                 .with_members(
                     members
                         .into_iter()
@@ -61,18 +61,21 @@ impl Handler for LeaveGroup {
                             MemberResponse::default()
                                 .with_member_id(StrBytes::from_string(m))
                                 .with_group_instance_id(i.map(StrBytes::from_string))
-                                .with_error_code(c)
+                                .with_error_code(c.code())
                         })
                         .collect(),
                 )
         } else {
             // One member: its code is the answer.
             let member_code = codes.first().copied().unwrap_or(code);
-            LeaveGroupResponse::default().with_error_code(if code != errors::NONE {
-                code
-            } else {
-                member_code
-            })
+            LeaveGroupResponse::default().with_error_code(
+                (if code != errors::NONE {
+                    code
+                } else {
+                    member_code
+                })
+                .code(),
+            )
         };
         ctx.respond(&resp)
     }

@@ -63,7 +63,7 @@ impl Handler for ListGroups {
             .collect();
         ctx.respond(
             &ListGroupsResponse::default()
-                .with_error_code(code)
+                .with_error_code(code.code())
                 .with_groups(groups),
         )
     }

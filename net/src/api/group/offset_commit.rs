@@ -80,7 +80,7 @@ impl Handler for OffsetCommit {
                                 .map(|(p, c)| {
                                     OffsetCommitResponsePartition::default()
                                         .with_partition_index(p.partition_index)
-                                        .with_error_code(c)
+                                        .with_error_code(c.code())
                                 })
                                 .collect(),
                         )

@@ -53,7 +53,7 @@ impl Handler for OffsetDelete {
             }
         };
         let resp = OffsetDeleteResponse::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_topics(if code != errors::NONE {
                 Vec::new()
             } else {
@@ -70,7 +70,7 @@ impl Handler for OffsetDelete {
                                     .map(|(p, c)| {
                                         OffsetDeleteResponsePartition::default()
                                             .with_partition_index(p.partition_index)
-                                            .with_error_code(c)
+                                            .with_error_code(c.code())
                                     })
                                     .collect(),
                             )

@@ -15,7 +15,7 @@ use spindle_codec::kafka_protocol::protocol::StrBytes;
 use spindle_codec::DecodeError;
 
 use crate::api::{Ctx, Handler, Outcome, Versions};
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::group_coordinator::{FetchedPartition, GroupCall, GroupResult};
 
 /// Serves OffsetFetch; see the module doc.
@@ -44,7 +44,7 @@ impl Handler for OffsetFetch {
                 groups.push(
                     OffsetFetchResponseGroup::default()
                         .with_group_id(g.group_id.clone())
-                        .with_error_code(code)
+                        .with_error_code(code.code())
                         .with_topics(
                             fetched
                                 .into_iter()
@@ -100,7 +100,7 @@ impl Handler for OffsetFetch {
         };
         let partition_code = if v < 2 { code } else { errors::NONE };
         let resp = OffsetFetchResponse::default()
-            .with_error_code(if v >= 2 { code } else { errors::NONE })
+            .with_error_code((if v >= 2 { code } else { errors::NONE }).code())
             .with_topics(
                 fetched
                     .into_iter()
@@ -119,7 +119,7 @@ impl Handler for OffsetFetch {
                                                 -1
                                             })
                                             .with_metadata(Some(StrBytes::from_string(p.metadata)))
-                                            .with_error_code(partition_code)
+                                            .with_error_code(partition_code.code())
                                     })
                                     .collect(),
                             )
@@ -130,7 +130,7 @@ impl Handler for OffsetFetch {
     }
 }
 
-type Fetched = (i16, Vec<(String, Vec<FetchedPartition>)>);
+type Fetched = (ErrorCode, Vec<(String, Vec<FetchedPartition>)>);
 
 async fn fetch_group(ctx: &Ctx, group: String, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
     if group.is_empty() {

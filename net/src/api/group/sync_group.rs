@@ -57,7 +57,7 @@ impl Handler for SyncGroup {
         };
         let v = ctx.version;
         let resp = SyncGroupResponse::default()
-            .with_error_code(o.error)
+            .with_error_code(o.error.code())
             .with_protocol_type(
                 o.protocol_type
                     .filter(|_| v >= 5)

@@ -19,7 +19,7 @@ use spindle_codec::DecodeError;
 
 use crate::api::{Chunk, Ctx, Handler, Outcome, Response, Versions};
 use crate::constants::FETCH_WAIT_MS_MAX;
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::shard::{OpReply, PartitionOp, Shard};
 
 /// Serves Fetch; see the module doc.
@@ -37,7 +37,7 @@ impl Handler for Fetch {
     async fn handle(ctx: &Ctx, req: FetchRequest) -> Outcome {
         if req.session_id != 0 {
             // We never hand out sessions, so the client cannot hold one.
-            return respond(ctx, FETCH_SESSION_ID_NOT_FOUND, Vec::new());
+            return respond(ctx, errors::FETCH_SESSION_ID_NOT_FOUND, Vec::new());
         }
         let snap = ctx.shard.snapshot();
         let topics: Vec<TopicReq> = req
@@ -87,8 +87,6 @@ impl Handler for Fetch {
     }
 }
 
-const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-
 struct Wanted {
     partition: i32,
     offset: i64,
@@ -104,7 +102,7 @@ struct TopicReq {
 
 /// One partition's read outcome.
 struct Got {
-    error_code: i16,
+    error_code: ErrorCode,
     high_watermark: i64,
     log_start_offset: i64,
     chunks: Vec<Chunk>,
@@ -186,7 +184,7 @@ async fn read_all(shard: &Rc<Shard>, topics: &[TopicReq], max_bytes: u64) -> Vec
     out
 }
 
-fn error(code: i16) -> Got {
+fn error(code: ErrorCode) -> Got {
     Got {
         error_code: code,
         high_watermark: -1,
@@ -247,7 +245,7 @@ fn assemble(topics: &[TopicReq], got: Vec<Vec<Got>>) -> Vec<FetchTopic<Chunk>> {
                 .zip(row)
                 .map(|(w, g)| FetchPartition {
                     partition_index: w.partition,
-                    error_code: g.error_code,
+                    error_code: g.error_code.code(),
                     high_watermark: g.high_watermark,
                     // No transactions: the last stable offset is the high
                     // watermark under either isolation level.
@@ -260,10 +258,10 @@ fn assemble(topics: &[TopicReq], got: Vec<Vec<Got>>) -> Vec<FetchTopic<Chunk>> {
         .collect()
 }
 
-fn respond(ctx: &Ctx, error_code: i16, topics: Vec<FetchTopic<Chunk>>) -> Outcome {
+fn respond(ctx: &Ctx, error_code: ErrorCode, topics: Vec<FetchTopic<Chunk>>) -> Outcome {
     let resp = FetchResponse {
         throttle_time_ms: 0,
-        error_code,
+        error_code: error_code.code(),
         session_id: 0,
         topics,
     };

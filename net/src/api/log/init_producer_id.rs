@@ -33,12 +33,13 @@ impl Handler for InitProducerId {
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
         if req.transactional_id.is_some() {
-            return ctx
-                .respond(&resp.with_error_code(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED));
+            return ctx.respond(
+                &resp.with_error_code(errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code()),
+            );
         }
         let resp = match ctx.shard.catalog.allocate_producer_id().await {
             Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-            Err(e) => resp.with_error_code(catalog::error_code(&e)),
+            Err(e) => resp.with_error_code(catalog::error_code(&e).code()),
         };
         ctx.respond(&resp)
     }

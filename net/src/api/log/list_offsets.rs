@@ -50,7 +50,7 @@ impl Handler for ListOffsets {
                     LATEST | EARLIEST | EARLIEST_LOCAL | EARLIEST_TIERED => None,
                     t if t >= 0 => Some(t),
                     _ => {
-                        partitions.push(resp.with_error_code(errors::INVALID_REQUEST));
+                        partitions.push(resp.with_error_code(errors::INVALID_REQUEST.code()));
                         continue;
                     }
                 };
@@ -73,9 +73,9 @@ impl Handler for ListOffsets {
                         },
                     },
                     OpReply::Offsets(Err(code)) | OpReply::Error(code) => {
-                        resp.with_error_code(code)
+                        resp.with_error_code(code.code())
                     }
-                    _ => resp.with_error_code(errors::UNKNOWN_SERVER_ERROR),
+                    _ => resp.with_error_code(errors::UNKNOWN_SERVER_ERROR.code()),
                 };
                 partitions.push(resp);
             }

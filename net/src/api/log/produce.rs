@@ -20,7 +20,7 @@ use spindle_codec::DecodeError;
 use tracing::debug;
 
 use crate::api::{Ctx, Handler, Outcome, Versions};
-use crate::errors;
+use crate::errors::{self, ErrorCode};
 use crate::shard::{OpReply, PartitionOp};
 
 /// Serves Produce; see the module doc.
@@ -107,7 +107,7 @@ impl Handler for Produce {
                 partition_responses.push(
                     PartitionProduceResponse::default()
                         .with_index(index)
-                        .with_error_code(code)
+                        .with_error_code(code.code())
                         .with_base_offset(base)
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(if v >= 5 { start } else { -1 })
@@ -128,6 +128,6 @@ impl Handler for Produce {
 }
 
 enum Pending {
-    Done(i16, Option<String>),
+    Done(ErrorCode, Option<String>),
     Running(glommio::task::JoinHandle<OpReply>),
 }
