@@ -113,12 +113,10 @@ pub fn describe(broker: &Config, topic: &BTreeMap<String, String>) -> Vec<(Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Args;
-    use clap::Parser;
 
     #[test]
     fn topic_configs_override_broker_defaults() {
-        let broker = Config::from_args(Args::parse_from(["spindle"])).unwrap();
+        let broker = Config::parse_from(["spindle"]).unwrap();
         let mut t = BTreeMap::new();
         t.insert("retention.ms".to_string(), "-1".to_string());
         t.insert("segment.bytes".to_string(), "1048576".to_string());

@@ -44,6 +44,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::config::GroupConfig;
 use crate::constants::GROUP_TICK_MS;
 use crate::errors::{self, ErrorCode};
 use crate::shard::Shard;
@@ -71,6 +72,22 @@ pub struct Settings {
     pub offsets_retention_check: Duration,
     /// Growth of an offsets partition that triggers a rewrite.
     pub rewrite_bytes: u64,
+}
+
+impl Settings {
+    pub fn from_config(g: &GroupConfig) -> Settings {
+        Settings {
+            limits: GroupLimits {
+                initial_rebalance_delay: Duration::from_millis(g.initial_rebalance_delay_ms),
+                max_size: g.members_max as usize,
+            },
+            session_timeout_min: Duration::from_millis(g.session_timeout_ms_min),
+            session_timeout_max: Duration::from_millis(g.session_timeout_ms_max),
+            offsets_retention: Duration::from_millis(g.offsets_retention_ms),
+            offsets_retention_check: Duration::from_millis(g.offsets_retention_check_interval_ms),
+            rewrite_bytes: g.offsets_rewrite_bytes,
+        }
+    }
 }
 
 fn now() -> Now {

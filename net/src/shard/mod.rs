@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use glommio::channels::channel_mesh::Senders;
 use glommio::sync::Semaphore;
@@ -92,7 +91,8 @@ impl Shard {
         peers: Senders<ShardMsg>,
     ) -> Rc<Shard> {
         let cache = BatchCache::new(config.cache_bytes_per_shard);
-        let groups = GroupCoordinator::new(group_settings(&config));
+        let groups =
+            GroupCoordinator::new(group_coordinator::Settings::from_config(&config.groups));
         let collectors = Collectors::default();
         let coordinator = groups.clone();
         collectors.register(Box::new(move |out| coordinator.collect(out)));
@@ -152,20 +152,5 @@ impl Shard {
         usize::try_from(partition)
             .ok()
             .and_then(|p| t.owners.get(p).copied())
-    }
-}
-
-fn group_settings(config: &Config) -> group_coordinator::Settings {
-    let g = &config.groups;
-    group_coordinator::Settings {
-        limits: group_coordinator::group::GroupLimits {
-            initial_rebalance_delay: Duration::from_millis(g.initial_rebalance_delay_ms),
-            max_size: g.members_max as usize,
-        },
-        session_timeout_min: Duration::from_millis(g.session_timeout_ms_min),
-        session_timeout_max: Duration::from_millis(g.session_timeout_ms_max),
-        offsets_retention: Duration::from_millis(g.offsets_retention_ms),
-        offsets_retention_check: Duration::from_millis(g.offsets_retention_check_interval_ms),
-        rewrite_bytes: g.offsets_rewrite_bytes,
     }
 }
