@@ -2,6 +2,7 @@
 //! members, commits, protocol checks.
 
 use super::*;
+use crate::errors;
 
 fn limits(delay_ms: u64) -> GroupLimits {
     GroupLimits {
