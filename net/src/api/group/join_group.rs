@@ -52,6 +52,7 @@ impl Handler for JoinGroup {
                 .map(|p| (p.name.to_string(), p.metadata.clone()))
                 .collect(),
             require_known_member: ctx.version >= 4,
+            member_id_random: rand::random(),
         };
         let group = req.group_id.0.to_string();
         let member_id = params.member_id.clone();

@@ -12,7 +12,7 @@ use super::{Group, GroupState, Now};
 use crate::errors::{self, ErrorCode};
 
 impl Group {
-    pub fn sync(&mut self, p: SyncParams, tx: SyncTx, now: Now) -> Reply<SyncOutcome> {
+    pub(super) fn on_sync(&mut self, p: SyncParams, tx: SyncTx, now: Now) -> Reply<SyncOutcome> {
         let err = |c| Reply::Now(SyncOutcome::error(c));
         if self.fenced(&p.member_id, p.instance_id.as_deref()) {
             return err(errors::FENCED_INSTANCE_ID);
@@ -69,9 +69,7 @@ impl Group {
         }
     }
 
-    /// The leader's assignment for `generation` was written (`error` 0) or
-    /// not: answer the waiting SyncGroups, unless a new round began since.
-    pub fn sync_persisted(&mut self, generation: i32, error: ErrorCode, now: Now) {
+    pub(super) fn on_sync_persisted(&mut self, generation: i32, error: ErrorCode, now: Now) {
         if self.state != GroupState::CompletingRebalance || generation != self.generation {
             return;
         }
@@ -100,7 +98,7 @@ impl Group {
         }
     }
 
-    pub fn heartbeat(
+    pub(super) fn on_heartbeat(
         &mut self,
         member_id: &str,
         instance_id: Option<&str>,
@@ -126,8 +124,11 @@ impl Group {
         }
     }
 
-    /// LeaveGroup for each (member id, instance id): the codes per member.
-    pub fn leave(&mut self, who: &[(String, Option<String>)], now: Now) -> Vec<ErrorCode> {
+    pub(super) fn on_leave(
+        &mut self,
+        who: &[(String, Option<String>)],
+        now: Now,
+    ) -> Vec<ErrorCode> {
         let mut codes = Vec::with_capacity(who.len());
         let mut left = false;
         for (member_id, instance_id) in who {
@@ -164,8 +165,7 @@ impl Group {
         codes
     }
 
-    /// OffsetCommit's check of who commits: `Ok` to go on.
-    pub fn check_commit(
+    pub(super) fn on_check_commit(
         &mut self,
         member_id: &str,
         instance_id: Option<&str>,
@@ -192,9 +192,7 @@ impl Group {
         Ok(())
     }
 
-    /// Expires sessions and pending member ids, ends overdue join and sync
-    /// phases and the initial delay. Called on the coordinator's tick.
-    pub fn tick(&mut self, now: Now) {
+    pub(super) fn on_tick(&mut self, now: Now) {
         let before = self.pending.len();
         self.pending.retain(|_, deadline| *deadline > now.at);
         let pending_expired = self.pending.len() != before;

@@ -20,6 +20,10 @@ pub struct JoinParams {
     pub protocols: Vec<(String, Bytes)>,
     /// v4+: a new dynamic member first gets MEMBER_ID_REQUIRED and its id.
     pub require_known_member: bool,
+    /// Random bytes for the member id this join hands out if it has none,
+    /// drawn by the caller so the state machine stays pure (and a seeded
+    /// simulation can replay it).
+    pub member_id_random: [u8; 16],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

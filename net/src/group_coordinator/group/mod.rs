@@ -8,10 +8,11 @@
 //! A join, leave or session expiry in Stable or CompletingRebalance starts
 //! another round; the last member leaving ends in Empty.
 //!
-//! Pure state: time comes in as arguments, waiting JoinGroup and SyncGroup
-//! requests are channels the state machine answers on, and writes to the
-//! offsets log are asked for ([`Group::take_persist`]) rather than done
-//! here.
+//! Pure state: time and the random bytes of new member ids come in as
+//! arguments, waiting JoinGroup and SyncGroup requests are channels the
+//! state machine answers on, and writes to the offsets log are asked for
+//! ([`Group::take_persist`]) rather than done here. Every transition is a
+//! public method below that checks the group's invariants after it.
 //!
 //! [`messages`]: what goes in (join and sync parameters, the time) and
 //! what comes out (outcomes, writes owed); [`rebalance`]: joins and the
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::records::{GroupValue, MemberValue};
+use crate::errors::ErrorCode;
 pub use messages::{
     JoinOutcome, JoinParams, JoinTx, JoinedMember, Persist, Reply, SyncOutcome, SyncParams, SyncTx,
 };
@@ -119,8 +121,10 @@ pub struct Group {
     limits: GroupLimits,
 }
 
-fn new_member_id(prefix: &str) -> String {
-    let mut b: [u8; 16] = rand::random();
+/// A member id as Kafka makes one: a prefix and a version 4 UUID (from
+/// the caller's random bytes).
+fn new_member_id(prefix: &str, random: [u8; 16]) -> String {
+    let mut b = random;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     format!("{prefix}-{}", uuid::Uuid::from_bytes(b))
@@ -191,6 +195,14 @@ impl Group {
 
     /// The metadata record of the group as it is now.
     pub fn value(&self) -> GroupValue {
+        // Checked in release too: this record outlives the process, and a
+        // leader that is not a member would be written for good.
+        assert!(
+            self.leader_is_member(),
+            "group {}: leader {:?} is not a member",
+            self.id,
+            self.leader
+        );
         let protocol = self.protocol.clone().unwrap_or_default();
         GroupValue {
             protocol_type: self.protocol_type.clone().unwrap_or_default(),
@@ -252,6 +264,163 @@ impl Group {
                     .values()
                     .all(|m| m.protocols.iter().any(|(n, _)| n == name))
             })
+    }
+
+    /// A JoinGroup: answered now, or later on `tx` when the round ends.
+    pub fn join(&mut self, p: JoinParams, tx: JoinTx, now: Now) -> Reply<JoinOutcome> {
+        let before = self.generation;
+        let r = self.on_join(p, tx, now);
+        self.check_invariants(before);
+        r
+    }
+
+    /// A SyncGroup: answered now, or later on `tx` when the leader's
+    /// assignment is durable.
+    pub fn sync(&mut self, p: SyncParams, tx: SyncTx, now: Now) -> Reply<SyncOutcome> {
+        let before = self.generation;
+        let r = self.on_sync(p, tx, now);
+        self.check_invariants(before);
+        r
+    }
+
+    /// The leader's assignment for `generation` was written (`error`
+    /// NONE) or not: answer the waiting SyncGroups, unless a new round
+    /// began since.
+    pub fn sync_persisted(&mut self, generation: i32, error: ErrorCode, now: Now) {
+        let before = self.generation;
+        self.on_sync_persisted(generation, error, now);
+        self.check_invariants(before);
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Now,
+    ) -> ErrorCode {
+        let before = self.generation;
+        let r = self.on_heartbeat(member_id, instance_id, generation, now);
+        self.check_invariants(before);
+        r
+    }
+
+    /// LeaveGroup for each (member id, instance id): the codes per member.
+    pub fn leave(&mut self, who: &[(String, Option<String>)], now: Now) -> Vec<ErrorCode> {
+        let before = self.generation;
+        let r = self.on_leave(who, now);
+        self.check_invariants(before);
+        r
+    }
+
+    /// OffsetCommit's check of who commits: `Ok` to go on.
+    pub fn check_commit(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Now,
+    ) -> Result<(), ErrorCode> {
+        let before = self.generation;
+        let r = self.on_check_commit(member_id, instance_id, generation, now);
+        self.check_invariants(before);
+        r
+    }
+
+    /// Expires sessions and pending member ids, ends overdue join and sync
+    /// phases and the initial delay. Called on the coordinator's tick.
+    pub fn tick(&mut self, now: Now) {
+        let before = self.generation;
+        self.on_tick(now);
+        self.check_invariants(before);
+    }
+
+    fn leader_is_member(&self) -> bool {
+        self.leader
+            .as_ref()
+            .is_none_or(|l| self.members.contains_key(l))
+    }
+
+    /// What holds between transitions (TigerBeetle's style): checked in
+    /// debug builds, where the tests and seeded simulations run, after
+    /// every transition, so a broken rule fails at the step that broke it.
+    fn check_invariants(&self, generation_before: i32) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let id = &self.id;
+        assert!(
+            self.generation >= generation_before,
+            "group {id}: generation went back from {generation_before} to {}",
+            self.generation
+        );
+        assert!(
+            self.leader_is_member(),
+            "group {id}: leader {:?} is not a member",
+            self.leader
+        );
+        for (key, m) in &self.members {
+            assert_eq!(key, &m.id, "group {id}: member filed under another id");
+            assert!(
+                !self.pending.contains_key(key),
+                "group {id}: {key} is both a member and pending"
+            );
+        }
+        for (instance, member) in &self.static_members {
+            assert!(
+                self.members
+                    .get(member)
+                    .is_some_and(|m| m.instance_id.as_deref() == Some(instance.as_str())),
+                "group {id}: instance {instance} maps to {member}, not a member of that instance"
+            );
+        }
+        let joining = self.members.values().any(|m| m.join.is_some());
+        let syncing = self.members.values().any(|m| m.sync.is_some());
+        let state = self.state;
+        match state {
+            GroupState::Empty => {
+                assert!(
+                    !joining && !syncing,
+                    "group {id}: Empty with waiting members"
+                );
+                assert!(
+                    self.rebalance_deadline.is_none(),
+                    "group {id}: Empty with a round"
+                );
+            }
+            GroupState::PreparingRebalance => {
+                assert!(!syncing, "group {id}: SyncGroup waits in {state:?}");
+                assert!(
+                    self.rebalance_deadline.is_some(),
+                    "group {id}: a round without a deadline"
+                );
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                assert!(
+                    !self.members.is_empty() && self.leader.is_some(),
+                    "group {id}: {state:?} without members or a leader"
+                );
+                assert!(
+                    self.protocol.is_some(),
+                    "group {id}: {state:?} without a protocol"
+                );
+                assert!(!joining, "group {id}: JoinGroup waits in {state:?}");
+                assert!(
+                    self.rebalance_deadline.is_none(),
+                    "group {id}: {state:?} with a join deadline"
+                );
+                if state == GroupState::CompletingRebalance {
+                    assert!(self.sync_deadline.is_some(), "group {id}: no sync deadline");
+                } else {
+                    // Stable: every member got its assignment.
+                    assert!(!syncing, "group {id}: SyncGroup waits in Stable");
+                    assert!(
+                        self.sync_deadline.is_none(),
+                        "group {id}: Stable with a sync deadline"
+                    );
+                }
+            }
+        }
     }
 
     /// Members that subscribe to `topic` (from their consumer-protocol

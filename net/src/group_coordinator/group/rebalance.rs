@@ -10,7 +10,7 @@ use super::{metadata_in, new_member_id, Group, GroupState, Member, Now};
 use crate::errors::{self, ErrorCode};
 
 impl Group {
-    pub fn join(&mut self, p: JoinParams, tx: JoinTx, now: Now) -> Reply<JoinOutcome> {
+    pub(super) fn on_join(&mut self, p: JoinParams, tx: JoinTx, now: Now) -> Reply<JoinOutcome> {
         if !self.supports(&p.protocol_type, &p.protocols) {
             return Reply::Now(JoinOutcome::error(
                 errors::INCONSISTENT_GROUP_PROTOCOL,
@@ -39,7 +39,7 @@ impl Group {
         now: Now,
     ) -> Reply<JoinOutcome> {
         if let Some(instance) = p.instance_id.clone() {
-            let id = new_member_id(&instance);
+            let id = new_member_id(&instance, p.member_id_random);
             if let Some(old) = self.static_members.get(&instance).cloned() {
                 return self.replace_static(old, id, p, tx, now);
             }
@@ -50,7 +50,7 @@ impl Group {
         } else {
             &p.client_id
         };
-        let id = new_member_id(prefix);
+        let id = new_member_id(prefix, p.member_id_random);
         if p.require_known_member {
             if self.members.len() + self.pending.len() >= self.limits.max_size {
                 return Reply::Now(JoinOutcome::error(errors::GROUP_MAX_SIZE_REACHED, ""));
@@ -283,6 +283,12 @@ impl Group {
         self.pending.clear();
         self.rebalance_deadline = None;
         self.initial_delay_until = None;
+        // The generation moves by one per completed round; it never wraps.
+        assert!(
+            self.generation < i32::MAX,
+            "group {}: generation overflow",
+            self.id
+        );
         self.generation += 1;
         if self.members.is_empty() {
             self.protocol = None;

@@ -32,6 +32,7 @@ fn params(member: &str, instance: Option<&str>) -> JoinParams {
             ("roundrobin".into(), Bytes::from_static(b"rr")),
         ],
         require_known_member: true,
+        member_id_random: rand::random(),
     }
 }
 
@@ -164,6 +165,26 @@ fn leave_and_session_expiry_rebalance_the_rest() {
     assert_eq!(g.state, GroupState::Empty);
     assert_eq!(g.generation, 4);
     assert!(g.members.is_empty());
+}
+
+#[test]
+fn the_leader_leaving_hands_the_lead_to_a_member() {
+    let t = Instant::now();
+    let mut g = Group::new("g".into(), limits(0), at(t, 0));
+    let (a, _ra) = join_new(&mut g, at(t, 0));
+    let (b, rb) = join_new(&mut g, at(t, 1));
+    let (tx, _ra) = flume::bounded(1);
+    g.join(params(&a, None), tx, at(t, 2));
+    assert_eq!(rb.try_recv().unwrap().leader, a);
+    let _ = sync(&mut g, &a, &[(&a, b"A"), (&b, b"B")], at(t, 3));
+    g.sync_persisted(2, errors::NONE, at(t, 3));
+    assert_eq!(g.leave(&[(a.clone(), None)], at(t, 4)), vec![errors::NONE]);
+    assert_eq!(g.leader.as_deref(), Some(b.as_str()));
+    let (tx, rb) = flume::bounded(1);
+    g.join(params(&b, None), tx, at(t, 5));
+    let ob = rb.try_recv().unwrap();
+    assert_eq!((ob.generation, ob.leader.as_str()), (3, b.as_str()));
+    assert_eq!(g.value().leader.as_deref(), Some(b.as_str()));
 }
 
 #[test]
