@@ -12,17 +12,17 @@
 //!
 //! The log has no compaction: when it has grown well past the live state,
 //! the coordinator appends the live state again and deletes the whole
-//! segments below it ([`writer`]). Writers of one partition go through a
+//! segments below it (`writer`). Writers of one partition go through a
 //! fair gate: commits share it, rewrites and deletions take it whole, so
 //! no record of a deletion can land between a commit's append and its
 //! effect in memory.
 //!
 //! Split as Kafka splits its own: [`routing`] (which shard coordinates a
-//! group), [`calls`] (what the API handlers send and get back), [`replay`]
+//! group), [`calls`] (what the API handlers send and get back), `replay`
 //! (rebuilding groups and offsets from the log at start), [`group`] (one
-//! group's rebalance state machine, pure), [`groups`] (the group
-//! operations: join, sync, describe, list, delete), [`offsets`] (commits,
-//! fetches, deletions and expiry), [`writer`] (the offsets-log writer:
+//! group's rebalance state machine, pure), `groups` (the group
+//! operations: join, sync, describe, list, delete), `offsets` (commits,
+//! fetches, deletions and expiry), `writer` (the offsets-log writer:
 //! its gate, appends, rewrites), [`metrics`] and [`records`] (the record
 //! formats).
 //!

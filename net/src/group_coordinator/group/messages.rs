@@ -108,7 +108,7 @@ pub struct SyncParams {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Persist {
     /// The leader's assignment for this generation: SyncGroup waits for
-    /// it; report back with [`Group::sync_persisted`].
+    /// it; report back with [`super::Group::sync_persisted`].
     Assignment(i32),
     /// Any other change of generation or membership.
     Metadata,

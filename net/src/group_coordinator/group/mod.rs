@@ -15,8 +15,8 @@
 //! public method below that checks the group's invariants after it.
 //!
 //! [`messages`]: what goes in (join and sync parameters, the time) and
-//! what comes out (outcomes, writes owed); [`rebalance`]: joins and the
-//! rounds they start; [`membership`]: sync, heartbeats, leaves, commit
+//! what comes out (outcomes, writes owed); `rebalance`: joins and the
+//! rounds they start; `membership`: sync, heartbeats, leaves, commit
 //! checks and the timers of a group whose round is under way or done.
 
 mod membership;
