@@ -241,13 +241,7 @@ impl Group {
         }
         let was_empty = self.state == GroupState::Empty;
         self.set_state(GroupState::PreparingRebalance, now);
-        let timeout = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout)
-            .max()
-            .unwrap_or_default();
-        let end = now.at + timeout;
+        let end = now.at + self.rebalance_timeout();
         self.rebalance_deadline = Some(end);
         self.sync_deadline = None;
         let delay = self.limits.initial_rebalance_delay;
@@ -306,13 +300,7 @@ impl Group {
             self.leader = self.members.keys().next().cloned();
         }
         self.set_state(GroupState::CompletingRebalance, now);
-        let timeout = self
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout)
-            .max()
-            .unwrap_or_default();
-        self.sync_deadline = Some(now.at + timeout);
+        self.sync_deadline = Some(now.at + self.rebalance_timeout());
         let leader = self.leader.clone().unwrap_or_default();
         let waiting: Vec<(String, JoinTx)> = self
             .members
@@ -325,6 +313,16 @@ impl Group {
         for (id, tx) in waiting {
             let _ = tx.send(self.join_outcome(&id, id == leader, false));
         }
+    }
+
+    /// How long a round waits: the longest rebalance timeout of its
+    /// members (Kafka's rebalanceTimeoutMs of the group).
+    fn rebalance_timeout(&self) -> std::time::Duration {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default()
     }
 
     /// Kafka's selectProtocol: among the protocols every member supports,
