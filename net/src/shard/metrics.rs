@@ -4,8 +4,8 @@
 
 use std::rc::Rc;
 
+use super::Shard;
 use crate::metrics::{scrape, Family, Kind, Report};
-use crate::shard::Shard;
 use crate::transport;
 
 /// The report of the shard this runs on.

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use spindle_engine::PartitionLog;
 use tracing::warn;
 
+use super::Shard;
 use crate::constants::{REOPEN_BACKOFF_MS_MAX, REOPEN_BACKOFF_MS_MIN};
-use crate::shard::Shard;
 
 type Key = (String, i32);
 

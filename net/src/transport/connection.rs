@@ -35,6 +35,7 @@ use spindle_codec::DecodeError;
 use spindle_engine::ReadChunk;
 use tracing::{debug, warn};
 
+use super::listener::Bound;
 use super::metrics::CloseReason;
 use crate::api::dispatch::dispatch;
 use crate::api::{Outcome, Response};
@@ -43,7 +44,6 @@ use crate::constants::{
     SENDFILE_RETRY_MS_MAX,
 };
 use crate::shard::Shard;
-use crate::transport::listener::Bound;
 
 /// Serves a connection on the current shard until the peer goes away.
 pub fn spawn(shard: Rc<Shard>, conn: Bound) {

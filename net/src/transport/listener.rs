@@ -11,8 +11,8 @@ use std::sync::atomic::Ordering;
 use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 use tracing::{debug, warn};
 
+use super::limits::{ConnPermit, IpLimits, Rejected};
 use crate::shard::{ConnCounts, Shard, ShardMsg};
-use crate::transport::limits::{ConnPermit, IpLimits, Rejected};
 
 /// An accepted connection not yet bound to a shard; `Send`, so it can
 /// move to the shard that will serve it, with its per-IP permit.
@@ -152,14 +152,14 @@ pub async fn accept_loop(shard: Rc<Shard>, listener: Listener) {
         shard.conns.0[target].fetch_add(1, Ordering::Relaxed);
         debug!(connection = accepted, shard = target, "connection assigned");
         if target as u32 == shard.id {
-            crate::transport::connection::spawn(shard.clone(), conn.bind());
+            super::connection::spawn(shard.clone(), conn.bind());
         } else if let Err(back) = shard.send_to(target as u32, ShardMsg::Conn(conn)).await {
             // The peer is gone (shutting down): serve it here if we still
             // hold it.
             shard.conns.0[target].fetch_sub(1, Ordering::Relaxed);
             if let Some(ShardMsg::Conn(conn)) = back {
                 shard.conns.0[shard.id as usize].fetch_add(1, Ordering::Relaxed);
-                crate::transport::connection::spawn(shard.clone(), conn.bind());
+                super::connection::spawn(shard.clone(), conn.bind());
             }
         }
     }
