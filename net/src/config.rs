@@ -1,27 +1,27 @@
-//! Broker configuration: command-line flags over an optional TOML file over
-//! defaults. Every field of the file has a flag of the same name.
+//! Broker settings, defined once: [`Settings`] is the one struct both the
+//! command line (clap) and the TOML file of `--config FILE` (serde) fill,
+//! flags over the file. [`defaults`] holds every default and bound in one
+//! place, and [`Config::resolve`] applies the defaults and checks every
+//! value, also in one place, into the [`Config`] the broker runs with.
+//!
+//! A new setting is a field of [`Settings`] (its doc comment is the
+//! `--help` text, its name the flag and the TOML key), a default in
+//! [`defaults`] and a line of [`Config::resolve`].
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
 use spindle_engine::{FlushMode, LogConfig};
 
-use crate::constants::{
-    CACHE_MB_PER_SHARD_DEFAULT, CONNECTIONS_MAX_DEFAULT, CONNECTIONS_PER_IP_MAX_DEFAULT,
-    CONNECTION_IDLE_MS_DEFAULT, INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT,
-    INFLIGHT_REQUESTS_PER_CONNECTION_MAX, INFLIGHT_REQUEST_MB_PER_SHARD_DEFAULT,
-    MEMORY_MB_PER_SHARD_MAX, OFFSETS_REWRITE_BYTES_DEFAULT, REQUEST_BYTES_MAX_DEFAULT,
-    REQUEST_BYTES_MAX_LIMIT, REQUEST_BYTES_MAX_MIN, REQUEST_READ_TIMEOUT_MS_DEFAULT,
-    SEND_STALL_TIMEOUT_MS_DEFAULT, TIMEOUT_MS_MIN, WRITE_BEHIND_MB_PER_SHARD_DEFAULT,
-};
-
 /// Spindle: a Kafka-compatible broker, thread-per-core on io_uring.
-#[derive(Debug, Parser, Default)]
+#[derive(Debug, Default, Parser, Deserialize)]
 #[command(name = "spindle", version, about, long_about = None)]
-pub struct Args {
+#[serde(deny_unknown_fields)]
+pub struct Settings {
     /// Address to listen on for Kafka clients, HOST:PORT (port 0: any free
     /// port; the bound one is logged). Default 127.0.0.1:9092.
     #[arg(long, value_name = "HOST:PORT")]
@@ -46,15 +46,18 @@ pub struct Args {
     pub node_id: Option<i32>,
     /// TOML file with any of these settings (keys as the flag names with
     /// `_` for `-`); flags given on the command line override it.
+    // Not a key of the file itself: serde skips it, so the file refuses it.
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Default `retention.ms` of new topics (-1: keep forever). Default 7 days.
+    /// Default `retention.ms` of new topics (-1: keep forever). Default
+    /// 604800000 (7 days).
     #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     pub retention_ms: Option<i64>,
     /// Default `retention.bytes` per partition (-1: unlimited). Default -1.
     #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
     pub retention_bytes: Option<i64>,
-    /// Default `segment.bytes` of new topics. Default 1 GiB.
+    /// Default `segment.bytes` of new topics. Default 1073741824 (1 GiB).
     #[arg(long, value_name = "BYTES")]
     pub segment_bytes: Option<u64>,
     /// How often each shard enforces retention, in ms. Default 300000.
@@ -155,45 +158,97 @@ pub struct Args {
     pub metrics_listen: Option<String>,
 }
 
-/// The same settings read from `--config FILE`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    advertise: Option<String>,
-    shards: Option<usize>,
-    flush: Option<String>,
-    node_id: Option<i32>,
-    retention_ms: Option<i64>,
-    retention_bytes: Option<i64>,
-    segment_bytes: Option<u64>,
-    retention_check_interval_ms: Option<u64>,
-    auto_create_topics: Option<bool>,
-    default_partitions: Option<u32>,
-    max_request_bytes: Option<u32>,
-    max_connections: Option<u32>,
-    max_connections_per_ip: Option<u32>,
-    max_inflight_requests: Option<u32>,
-    inflight_request_mb: Option<u64>,
-    cache_mb: Option<u64>,
-    offsets_topic_partitions: Option<u32>,
-    offsets_retention_minutes: Option<u64>,
-    offsets_retention_ms: Option<u64>,
-    offsets_retention_check_interval_ms: Option<u64>,
-    group_min_session_timeout_ms: Option<u64>,
-    group_max_session_timeout_ms: Option<u64>,
-    group_initial_rebalance_delay_ms: Option<u64>,
-    group_max_size: Option<u32>,
-    offsets_rewrite_bytes: Option<u64>,
-    write_behind_mb: Option<u64>,
-    connections_max_idle_ms: Option<u64>,
-    request_read_timeout_ms: Option<u64>,
-    send_stall_timeout_ms: Option<u64>,
-    metrics_listen: Option<String>,
+impl Settings {
+    /// The settings of a parsed command line: the file it names, if any,
+    /// then every flag given over it.
+    pub fn load(matches: &ArgMatches) -> Result<Settings> {
+        let flags = Settings::from_arg_matches(matches)?;
+        let Some(path) = flags.config else {
+            return Ok(flags);
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("read config file {}", path.display()))?;
+        let mut settings = toml::from_str::<Settings>(&text)
+            .with_context(|| format!("parse config file {}", path.display()))?;
+        // Sets exactly the fields given on the command line.
+        settings.update_from_arg_matches(matches)?;
+        Ok(settings)
+    }
 }
 
-/// The resolved configuration.
+/// Every default and bound of the settings. The defaults of the log
+/// settings (`--retention-ms`, `--retention-bytes`, `--segment-bytes`,
+/// `--flush`) are the engine's, [`LogConfig::default`].
+pub mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:9092";
+    pub const DATA_DIR: &str = "./data";
+    pub const NODE_ID: i32 = 0;
+    /// `--shards`: the cores available, at most this many.
+    pub const SHARDS_MAX: usize = 256;
+    pub const RETENTION_CHECK_INTERVAL_MS: u64 = 300_000;
+    pub const AUTO_CREATE_TOPICS: bool = true;
+    pub const DEFAULT_PARTITIONS: u32 = 1;
+    /// `--max-request-bytes` (Kafka's `socket.request.max.bytes`).
+    pub const REQUEST_BYTES_MAX: u32 = 100 << 20;
+    /// Range of `--max-request-bytes`: room for a request header, and at
+    /// most 1 GiB (a frame is read whole into memory before it is handled).
+    pub const REQUEST_BYTES_MAX_MIN: u32 = 64;
+    pub const REQUEST_BYTES_MAX_LIMIT: u32 = 1 << 30;
+    /// `--max-connections` (whole broker).
+    pub const CONNECTIONS_MAX: u32 = 10_000;
+    /// `--max-connections-per-ip` (Kafka's `max.connections.per.ip`, whose
+    /// default is unlimited): one client host can take a tenth of the
+    /// broker's connections.
+    pub const CONNECTIONS_PER_IP_MAX: u32 = 1_000;
+    /// `--max-inflight-requests`: requests read from one connection before
+    /// its responses are written; the reader stops reading beyond this
+    /// (Kafka clients pipeline 5).
+    pub const INFLIGHT_REQUESTS_PER_CONNECTION: u32 = 32;
+    /// Largest `--max-inflight-requests` accepted.
+    pub const INFLIGHT_REQUESTS_PER_CONNECTION_MAX: u32 = 1_024;
+    /// `--inflight-request-mb`: request bytes read and not yet answered on
+    /// one shard, over all its connections (Kafka's
+    /// queued.max.request.bytes, per shard). Never below the frame limit.
+    pub const INFLIGHT_REQUEST_MB_PER_SHARD: u64 = 512;
+    /// `--cache-mb` (batch cache per shard).
+    pub const CACHE_MB_PER_SHARD: u64 = 256;
+    /// `--write-behind-mb`: appended bytes not yet handed to the disk, per
+    /// shard, under flush=interval and flush=never (each log also holds to
+    /// the engine's WRITE_BEHIND_BYTES_MAX).
+    pub const WRITE_BEHIND_MB_PER_SHARD: u64 = 128;
+    /// Largest `--cache-mb` and `--write-behind-mb` accepted (1 TiB).
+    pub const MEMORY_MB_PER_SHARD_MAX: u64 = 1 << 20;
+    /// `--connections-max-idle-ms` (Kafka's `connections.max.idle.ms`): a
+    /// connection with nothing read, nothing in flight and nothing half
+    /// received for this long is closed.
+    pub const CONNECTION_IDLE_MS: u64 = 600_000;
+    /// `--request-read-timeout-ms`: once a request's first byte has
+    /// arrived, the whole request must arrive within this (slow-loris
+    /// bound). Time the reader spends paused by backpressure does not count.
+    pub const REQUEST_READ_TIMEOUT_MS: u64 = 30_000;
+    /// `--send-stall-timeout-ms`: a response write or sendfile that makes
+    /// no progress for this long closes the connection, so a client that
+    /// stops reading cannot pin its responses forever.
+    pub const SEND_STALL_TIMEOUT_MS: u64 = 30_000;
+    /// Smallest value of the three timeouts above (0 would close at once).
+    pub const TIMEOUT_MS_MIN: u64 = 100;
+    /// `--offsets-retention-minutes` (Kafka's offsets.retention.minutes).
+    pub const OFFSETS_RETENTION_MINUTES: u64 = 7 * 24 * 60;
+    pub const OFFSETS_RETENTION_CHECK_INTERVAL_MS: u64 = 600_000;
+    pub const GROUP_MIN_SESSION_TIMEOUT_MS: u64 = 6_000;
+    pub const GROUP_MAX_SESSION_TIMEOUT_MS: u64 = 1_800_000;
+    /// Kafka's is 3000.
+    pub const GROUP_INITIAL_REBALANCE_DELAY_MS: u64 = 1_000;
+    pub const GROUP_MAX_SIZE: u32 = 10_000;
+    /// `--offsets-rewrite-bytes`: an offsets partition has its live state
+    /// rewritten (and what it superseded deleted) once this much, and
+    /// twice the live state, was appended since the last rewrite.
+    pub const OFFSETS_REWRITE_BYTES: u64 = 64 << 20;
+    /// Smallest `--offsets-rewrite-bytes` accepted.
+    pub const OFFSETS_REWRITE_BYTES_MIN: u64 = 64 << 10;
+}
+
+/// The resolved configuration: every default applied, every value checked.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: String,
@@ -236,284 +291,169 @@ pub struct GroupConfig {
     pub offsets_rewrite_bytes: u64,
 }
 
-fn opt_ms(v: i64) -> Option<u64> {
-    u64::try_from(v).ok()
-}
-
 impl Config {
-    pub fn from_args(args: Args) -> Result<Config> {
-        let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("read config file {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("parse config file {}", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
-        let limits = Limits::resolve(&args_limits(&args), &file_limits(&file))?;
-        let flush: FlushMode = match args.flush.or(file.flush) {
-            Some(s) => s.parse().map_err(|e| anyhow::anyhow!("--flush: {e}"))?,
+    /// The configuration of a command line (the program name first).
+    pub fn parse_from<I, T>(args: I) -> Result<Config>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Settings::command().try_get_matches_from(args)?;
+        Config::resolve(Settings::load(&matches)?)
+    }
+
+    /// Applies the defaults to `s` and checks every value.
+    pub fn resolve(s: Settings) -> Result<Config> {
+        use defaults as d;
+        let flush: FlushMode = match s.flush {
+            Some(f) => f.parse().map_err(|e| anyhow::anyhow!("--flush: {e}"))?,
             None => FlushMode::Batch,
         };
-        let defaults = LogConfig::default();
+        let engine = LogConfig::default();
         let log = LogConfig {
-            segment_bytes_max: args
-                .segment_bytes
-                .or(file.segment_bytes)
-                .unwrap_or(defaults.segment_bytes_max),
-            retention_ms: match args.retention_ms.or(file.retention_ms) {
-                Some(v) => opt_ms(v),
-                None => defaults.retention_ms,
-            },
-            retention_bytes: match args.retention_bytes.or(file.retention_bytes) {
-                Some(v) => opt_ms(v),
-                None => defaults.retention_bytes,
-            },
+            segment_bytes_max: s.segment_bytes.unwrap_or(engine.segment_bytes_max),
+            retention_ms: s.retention_ms.map_or(engine.retention_ms, unlimited),
+            retention_bytes: s.retention_bytes.map_or(engine.retention_bytes, unlimited),
             flush,
-            ..defaults
+            ..engine
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let shards = args.shards.or(file.shards).unwrap_or(cores);
-        if shards == 0 || shards > 256 {
-            bail!("--shards must be between 1 and 256, not {shards}");
+        let shards = s.shards.unwrap_or(cores);
+        if shards == 0 || shards > d::SHARDS_MAX {
+            bail!(
+                "--shards must be between 1 and {}, not {shards}",
+                d::SHARDS_MAX
+            );
         }
-        let default_partitions = args
-            .default_partitions
-            .or(file.default_partitions)
-            .unwrap_or(1);
+        let default_partitions = s.default_partitions.unwrap_or(d::DEFAULT_PARTITIONS);
         if default_partitions == 0 {
             bail!("--default-partitions must be at least 1");
         }
-        let listen = args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| "127.0.0.1:9092".into());
+        let listen = s.listen.unwrap_or_else(|| d::LISTEN.into());
         listen
             .parse::<SocketAddr>()
             .with_context(|| format!("--listen {listen}: expected HOST:PORT with an IP host"))?;
-        let offsets_topic_partitions = args
-            .offsets_topic_partitions
-            .or(file.offsets_topic_partitions);
-        if offsets_topic_partitions == Some(0) {
+        if s.offsets_topic_partitions == Some(0) {
             bail!("--offsets-topic-partitions must be at least 1");
         }
         let groups = GroupConfig {
-            offsets_retention_ms: match args.offsets_retention_ms.or(file.offsets_retention_ms) {
+            offsets_retention_ms: match s.offsets_retention_ms {
                 Some(ms) => ms,
-                None => args
+                None => s
                     .offsets_retention_minutes
-                    .or(file.offsets_retention_minutes)
-                    .unwrap_or(7 * 24 * 60)
+                    .unwrap_or(d::OFFSETS_RETENTION_MINUTES)
                     .saturating_mul(60_000),
             },
-            offsets_retention_check_interval_ms: args
+            offsets_retention_check_interval_ms: s
                 .offsets_retention_check_interval_ms
-                .or(file.offsets_retention_check_interval_ms)
-                .unwrap_or(600_000)
+                .unwrap_or(d::OFFSETS_RETENTION_CHECK_INTERVAL_MS)
                 .max(1),
-            session_timeout_ms_min: args
+            session_timeout_ms_min: s
                 .group_min_session_timeout_ms
-                .or(file.group_min_session_timeout_ms)
-                .unwrap_or(6_000),
-            session_timeout_ms_max: args
+                .unwrap_or(d::GROUP_MIN_SESSION_TIMEOUT_MS),
+            session_timeout_ms_max: s
                 .group_max_session_timeout_ms
-                .or(file.group_max_session_timeout_ms)
-                .unwrap_or(1_800_000),
-            initial_rebalance_delay_ms: args
+                .unwrap_or(d::GROUP_MAX_SESSION_TIMEOUT_MS),
+            initial_rebalance_delay_ms: s
                 .group_initial_rebalance_delay_ms
-                .or(file.group_initial_rebalance_delay_ms)
-                .unwrap_or(1_000),
-            members_max: args
-                .group_max_size
-                .or(file.group_max_size)
-                .unwrap_or(10_000),
-            offsets_rewrite_bytes: args
-                .offsets_rewrite_bytes
-                .or(file.offsets_rewrite_bytes)
-                .unwrap_or(OFFSETS_REWRITE_BYTES_DEFAULT),
+                .unwrap_or(d::GROUP_INITIAL_REBALANCE_DELAY_MS),
+            members_max: s.group_max_size.unwrap_or(d::GROUP_MAX_SIZE),
+            offsets_rewrite_bytes: s.offsets_rewrite_bytes.unwrap_or(d::OFFSETS_REWRITE_BYTES),
         };
-        if groups.offsets_rewrite_bytes < 64 << 10 {
-            bail!("--offsets-rewrite-bytes must be at least 65536");
+        if groups.offsets_rewrite_bytes < d::OFFSETS_REWRITE_BYTES_MIN {
+            bail!(
+                "--offsets-rewrite-bytes must be at least {}",
+                d::OFFSETS_REWRITE_BYTES_MIN
+            );
         }
         if groups.session_timeout_ms_min > groups.session_timeout_ms_max {
             bail!("--group-min-session-timeout-ms is above --group-max-session-timeout-ms");
         }
-        let advertise = args.advertise.or(file.advertise);
-        if let Some(a) = &advertise {
+        if let Some(a) = &s.advertise {
             split_host_port(a).with_context(|| format!("--advertise {a}"))?;
         }
-        let request_bytes_max = args
-            .max_request_bytes
-            .or(file.max_request_bytes)
-            .unwrap_or(REQUEST_BYTES_MAX_DEFAULT);
-        if !(REQUEST_BYTES_MAX_MIN..=REQUEST_BYTES_MAX_LIMIT).contains(&request_bytes_max) {
-            bail!(
-                "--max-request-bytes must be between {REQUEST_BYTES_MAX_MIN} and {REQUEST_BYTES_MAX_LIMIT}, not {request_bytes_max}"
-            );
+        let request_bytes_max = s.max_request_bytes.unwrap_or(d::REQUEST_BYTES_MAX);
+        let (min, max) = (d::REQUEST_BYTES_MAX_MIN, d::REQUEST_BYTES_MAX_LIMIT);
+        if !(min..=max).contains(&request_bytes_max) {
+            bail!("--max-request-bytes must be between {min} and {max}, not {request_bytes_max}");
         }
-        let metrics_listen = args.metrics_listen.or(file.metrics_listen);
-        if let Some(m) = &metrics_listen {
+        if let Some(m) = &s.metrics_listen {
             m.parse::<SocketAddr>().with_context(|| {
                 format!("--metrics-listen {m}: expected HOST:PORT with an IP host")
             })?;
         }
+        let connections_per_ip_max = s
+            .max_connections_per_ip
+            .unwrap_or(d::CONNECTIONS_PER_IP_MAX);
+        if connections_per_ip_max == 0 {
+            bail!("--max-connections-per-ip must be at least 1");
+        }
+        let inflight_requests = s
+            .max_inflight_requests
+            .unwrap_or(d::INFLIGHT_REQUESTS_PER_CONNECTION);
+        let max = d::INFLIGHT_REQUESTS_PER_CONNECTION_MAX;
+        if !(1..=max).contains(&inflight_requests) {
+            bail!("--max-inflight-requests must be between 1 and {max}, not {inflight_requests}");
+        }
+        let inflight_request_mb = s
+            .inflight_request_mb
+            .unwrap_or(d::INFLIGHT_REQUEST_MB_PER_SHARD);
+        let cache_mb = s.cache_mb.unwrap_or(d::CACHE_MB_PER_SHARD);
+        let write_behind_mb = s.write_behind_mb.unwrap_or(d::WRITE_BEHIND_MB_PER_SHARD);
+        for (flag, mb) in [("cache-mb", cache_mb), ("write-behind-mb", write_behind_mb)] {
+            let max = d::MEMORY_MB_PER_SHARD_MAX;
+            if mb > max {
+                bail!("--{flag} must be at most {max}, not {mb}");
+            }
+        }
+        let idle_ms = s.connections_max_idle_ms.unwrap_or(d::CONNECTION_IDLE_MS);
+        let request_read_timeout_ms = s
+            .request_read_timeout_ms
+            .unwrap_or(d::REQUEST_READ_TIMEOUT_MS);
+        let send_stall_timeout_ms = s.send_stall_timeout_ms.unwrap_or(d::SEND_STALL_TIMEOUT_MS);
+        for (flag, ms) in [
+            ("connections-max-idle-ms", idle_ms),
+            ("request-read-timeout-ms", request_read_timeout_ms),
+            ("send-stall-timeout-ms", send_stall_timeout_ms),
+        ] {
+            if ms < d::TIMEOUT_MS_MIN {
+                bail!("--{flag} must be at least {}, not {ms}", d::TIMEOUT_MS_MIN);
+            }
+        }
         Ok(Config {
             listen,
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./data")),
-            advertise,
+            data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from(d::DATA_DIR)),
+            advertise: s.advertise,
             shards,
-            node_id: args.node_id.or(file.node_id).unwrap_or(0),
+            node_id: s.node_id.unwrap_or(d::NODE_ID),
             log,
-            retention_check_interval_ms: args
+            retention_check_interval_ms: s
                 .retention_check_interval_ms
-                .or(file.retention_check_interval_ms)
-                .unwrap_or(300_000)
+                .unwrap_or(d::RETENTION_CHECK_INTERVAL_MS)
                 .max(1),
-            auto_create_topics: args
-                .auto_create_topics
-                .or(file.auto_create_topics)
-                .unwrap_or(true),
+            auto_create_topics: s.auto_create_topics.unwrap_or(d::AUTO_CREATE_TOPICS),
             default_partitions,
             request_bytes_max,
-            connections_max: args
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(CONNECTIONS_MAX_DEFAULT),
-            connections_per_ip_max: limits.connections_per_ip_max,
-            inflight_requests_per_connection: limits.inflight_requests,
-            inflight_request_bytes_per_shard: (limits.inflight_request_mb << 20)
+            connections_max: s.max_connections.unwrap_or(d::CONNECTIONS_MAX),
+            connections_per_ip_max,
+            inflight_requests_per_connection: inflight_requests,
+            inflight_request_bytes_per_shard: (inflight_request_mb << 20)
                 .max(u64::from(request_bytes_max)),
-            cache_bytes_per_shard: limits.cache_mb << 20,
-            write_behind_bytes_per_shard: limits.write_behind_mb << 20,
-            connection_idle_ms: limits.idle_ms,
-            request_read_timeout_ms: limits.request_read_timeout_ms,
-            send_stall_timeout_ms: limits.send_stall_timeout_ms,
-            metrics_listen,
-            offsets_topic_partitions,
+            cache_bytes_per_shard: cache_mb << 20,
+            write_behind_bytes_per_shard: write_behind_mb << 20,
+            connection_idle_ms: idle_ms,
+            request_read_timeout_ms,
+            send_stall_timeout_ms,
+            metrics_listen: s.metrics_listen,
+            offsets_topic_partitions: s.offsets_topic_partitions,
             groups,
         })
     }
 }
 
-/// The resource limits as given (flag or file), before defaults.
-#[derive(Default)]
-struct LimitArgs {
-    connections_per_ip_max: Option<u32>,
-    inflight_requests: Option<u32>,
-    inflight_request_mb: Option<u64>,
-    cache_mb: Option<u64>,
-    write_behind_mb: Option<u64>,
-    idle_ms: Option<u64>,
-    request_read_timeout_ms: Option<u64>,
-    send_stall_timeout_ms: Option<u64>,
-}
-
-fn args_limits(a: &Args) -> LimitArgs {
-    LimitArgs {
-        connections_per_ip_max: a.max_connections_per_ip,
-        inflight_requests: a.max_inflight_requests,
-        inflight_request_mb: a.inflight_request_mb,
-        cache_mb: a.cache_mb,
-        write_behind_mb: a.write_behind_mb,
-        idle_ms: a.connections_max_idle_ms,
-        request_read_timeout_ms: a.request_read_timeout_ms,
-        send_stall_timeout_ms: a.send_stall_timeout_ms,
-    }
-}
-
-fn file_limits(f: &FileConfig) -> LimitArgs {
-    LimitArgs {
-        connections_per_ip_max: f.max_connections_per_ip,
-        inflight_requests: f.max_inflight_requests,
-        inflight_request_mb: f.inflight_request_mb,
-        cache_mb: f.cache_mb,
-        write_behind_mb: f.write_behind_mb,
-        idle_ms: f.connections_max_idle_ms,
-        request_read_timeout_ms: f.request_read_timeout_ms,
-        send_stall_timeout_ms: f.send_stall_timeout_ms,
-    }
-}
-
-/// The resource limits, defaulted and checked against their bounds.
-struct Limits {
-    connections_per_ip_max: u32,
-    inflight_requests: u32,
-    inflight_request_mb: u64,
-    cache_mb: u64,
-    write_behind_mb: u64,
-    idle_ms: u64,
-    request_read_timeout_ms: u64,
-    send_stall_timeout_ms: u64,
-}
-
-impl Limits {
-    fn resolve(flag: &LimitArgs, file: &LimitArgs) -> Result<Limits> {
-        let l = Limits {
-            connections_per_ip_max: flag
-                .connections_per_ip_max
-                .or(file.connections_per_ip_max)
-                .unwrap_or(CONNECTIONS_PER_IP_MAX_DEFAULT),
-            inflight_requests: flag
-                .inflight_requests
-                .or(file.inflight_requests)
-                .unwrap_or(INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT),
-            inflight_request_mb: flag
-                .inflight_request_mb
-                .or(file.inflight_request_mb)
-                .unwrap_or(INFLIGHT_REQUEST_MB_PER_SHARD_DEFAULT),
-            cache_mb: flag
-                .cache_mb
-                .or(file.cache_mb)
-                .unwrap_or(CACHE_MB_PER_SHARD_DEFAULT),
-            write_behind_mb: flag
-                .write_behind_mb
-                .or(file.write_behind_mb)
-                .unwrap_or(WRITE_BEHIND_MB_PER_SHARD_DEFAULT),
-            idle_ms: flag
-                .idle_ms
-                .or(file.idle_ms)
-                .unwrap_or(CONNECTION_IDLE_MS_DEFAULT),
-            request_read_timeout_ms: flag
-                .request_read_timeout_ms
-                .or(file.request_read_timeout_ms)
-                .unwrap_or(REQUEST_READ_TIMEOUT_MS_DEFAULT),
-            send_stall_timeout_ms: flag
-                .send_stall_timeout_ms
-                .or(file.send_stall_timeout_ms)
-                .unwrap_or(SEND_STALL_TIMEOUT_MS_DEFAULT),
-        };
-        if l.connections_per_ip_max == 0 {
-            bail!("--max-connections-per-ip must be at least 1");
-        }
-        if !(1..=INFLIGHT_REQUESTS_PER_CONNECTION_MAX).contains(&l.inflight_requests) {
-            bail!(
-                "--max-inflight-requests must be between 1 and {INFLIGHT_REQUESTS_PER_CONNECTION_MAX}, not {}",
-                l.inflight_requests
-            );
-        }
-        for (flag, mb) in [
-            ("cache-mb", l.cache_mb),
-            ("write-behind-mb", l.write_behind_mb),
-        ] {
-            if mb > MEMORY_MB_PER_SHARD_MAX {
-                bail!("--{flag} must be at most {MEMORY_MB_PER_SHARD_MAX}, not {mb}");
-            }
-        }
-        for (flag, ms) in [
-            ("connections-max-idle-ms", l.idle_ms),
-            ("request-read-timeout-ms", l.request_read_timeout_ms),
-            ("send-stall-timeout-ms", l.send_stall_timeout_ms),
-        ] {
-            if ms < TIMEOUT_MS_MIN {
-                bail!("--{flag} must be at least {TIMEOUT_MS_MIN}, not {ms}");
-            }
-        }
-        Ok(l)
-    }
+/// A retention given as a number where -1 (any negative) is unlimited.
+fn unlimited(v: i64) -> Option<u64> {
+    u64::try_from(v).ok()
 }
 
 /// Splits `HOST:PORT` (IPv6 hosts in brackets) into its parts.
@@ -540,7 +480,7 @@ mod tests {
             "listen = \"127.0.0.1:19092\"\nshards = 3\nflush = \"never\"\ndefault_partitions = 4\n",
         )
         .unwrap();
-        let args = Args::parse_from([
+        let c = Config::parse_from([
             "spindle",
             "--config",
             path.to_str().unwrap(),
@@ -548,8 +488,8 @@ mod tests {
             "2",
             "--retention-ms",
             "-1",
-        ]);
-        let c = Config::from_args(args).unwrap();
+        ])
+        .unwrap();
         assert_eq!(c.listen, "127.0.0.1:19092");
         assert_eq!(c.shards, 2);
         assert_eq!(c.log.flush, FlushMode::Never);
@@ -575,22 +515,21 @@ mod tests {
             vec!["spindle", "--send-stall-timeout-ms", "5"],
             vec!["spindle", "--metrics-listen", "localhost:9644"],
         ] {
-            assert!(Config::from_args(Args::parse_from(bad)).is_err());
+            assert!(Config::parse_from(bad).is_err());
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.toml");
         std::fs::write(&path, "no_such_key = 1\n").unwrap();
-        let args = Args::parse_from(["spindle", "--config", path.to_str().unwrap()]);
-        assert!(Config::from_args(args).is_err());
+        assert!(Config::parse_from(["spindle", "--config", path.to_str().unwrap()]).is_err());
     }
 
     #[test]
     fn limits_default_and_come_from_flags_or_the_file() {
-        let c = Config::from_args(Args::parse_from(["spindle"])).unwrap();
-        assert_eq!(c.connections_per_ip_max, CONNECTIONS_PER_IP_MAX_DEFAULT);
+        let c = Config::parse_from(["spindle"]).unwrap();
+        assert_eq!(c.connections_per_ip_max, defaults::CONNECTIONS_PER_IP_MAX);
         assert_eq!(
             c.inflight_requests_per_connection,
-            INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT
+            defaults::INFLIGHT_REQUESTS_PER_CONNECTION
         );
         assert_eq!(c.write_behind_bytes_per_shard, 128 << 20);
         assert_eq!(c.inflight_request_bytes_per_shard, 512 << 20);
@@ -601,7 +540,7 @@ mod tests {
             "--max-request-bytes",
             "3000000",
         ];
-        let c2 = Config::from_args(Args::parse_from(small)).unwrap();
+        let c2 = Config::parse_from(small).unwrap();
         assert_eq!(
             c2.inflight_request_bytes_per_shard, 3_000_000,
             "never below a frame"
@@ -616,7 +555,7 @@ mod tests {
              request_read_timeout_ms = 1500\nmetrics_listen = \"127.0.0.1:0\"\n",
         )
         .unwrap();
-        let args = Args::parse_from([
+        let c = Config::parse_from([
             "spindle",
             "--config",
             path.to_str().unwrap(),
@@ -624,14 +563,60 @@ mod tests {
             "4",
             "--send-stall-timeout-ms",
             "2000",
-        ]);
-        let c = Config::from_args(args).unwrap();
+        ])
+        .unwrap();
         assert_eq!(c.connections_per_ip_max, 7);
         assert_eq!(c.inflight_requests_per_connection, 4, "the flag wins");
         assert_eq!(c.write_behind_bytes_per_shard, 9 << 20);
         assert_eq!(c.request_read_timeout_ms, 1500);
         assert_eq!(c.send_stall_timeout_ms, 2000);
         assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:0"));
+    }
+
+    #[test]
+    fn the_file_has_a_key_for_every_flag_but_config() {
+        let unknown = |key: &str| {
+            toml::from_str::<Settings>(&format!("{key} = 1"))
+                .is_err_and(|e| e.to_string().contains("unknown field"))
+        };
+        let mut keys = 0;
+        for a in Settings::command().get_arguments() {
+            let Some(long) = a.get_long().filter(|l| !["help", "version"].contains(l)) else {
+                continue;
+            };
+            let key = long.replace('-', "_");
+            assert_eq!(unknown(&key), key == "config", "TOML key {key}");
+            keys += 1;
+        }
+        assert!(keys >= 30, "only {keys} flags");
+    }
+
+    /// The `--help` text states each default; stating it on the command
+    /// line must change nothing, so the text and [`defaults`] agree.
+    #[test]
+    fn help_states_the_defaults() {
+        let base = format!("{:?}", Config::parse_from(["spindle"]).unwrap());
+        let mut checked = 0;
+        for a in Settings::command().get_arguments() {
+            let (Some(long), Some(help)) = (a.get_long(), a.get_help()) else {
+                continue;
+            };
+            let help = help.to_string();
+            // The last "Default " starts the sentence that states it.
+            let Some((_, rest)) = help.rsplit_once("Default ") else {
+                continue;
+            };
+            let value = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('.');
+            let c = Config::parse_from(["spindle", &format!("--{long}"), value])
+                .unwrap_or_else(|e| panic!("--{long} {value}: {e}"));
+            assert_eq!(format!("{c:?}"), base, "--{long}: help says {value}");
+            checked += 1;
+        }
+        assert!(checked >= 25, "only {checked} defaults checked");
     }
 
     #[test]

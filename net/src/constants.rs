@@ -1,51 +1,7 @@
 //! Every bound the broker holds to, in one place. Those a deployment may
-//! want to change are defaults of [`crate::config::Config`] instead.
+//! change are settings instead: their defaults and bounds are in
+//! [`crate::config::defaults`].
 
-/// Default for `--max-request-bytes` (Kafka's `socket.request.max.bytes`).
-pub const REQUEST_BYTES_MAX_DEFAULT: u32 = 100 << 20;
-/// Range of `--max-request-bytes`: room for a request header, and at most
-/// 1 GiB (a frame is read whole into memory before it is handled).
-pub const REQUEST_BYTES_MAX_MIN: u32 = 64;
-pub const REQUEST_BYTES_MAX_LIMIT: u32 = 1 << 30;
-/// Default for `--max-connections` (whole broker).
-pub const CONNECTIONS_MAX_DEFAULT: u32 = 10_000;
-/// Default for `--max-connections-per-ip` (Kafka's
-/// `max.connections.per.ip`, whose default is unlimited): one client host
-/// can take a tenth of the broker's connections.
-pub const CONNECTIONS_PER_IP_MAX_DEFAULT: u32 = 1_000;
-/// Default for `--max-inflight-requests`: requests read from one
-/// connection before its responses are written; the reader stops reading
-/// beyond this (Kafka clients pipeline 5).
-pub const INFLIGHT_REQUESTS_PER_CONNECTION_DEFAULT: u32 = 32;
-/// Largest `--max-inflight-requests` accepted.
-pub const INFLIGHT_REQUESTS_PER_CONNECTION_MAX: u32 = 1_024;
-/// Default for `--write-behind-mb`: appended bytes not yet handed to the
-/// disk, per shard, under flush=interval and flush=never (each log also
-/// holds to the engine's WRITE_BEHIND_BYTES_MAX).
-pub const WRITE_BEHIND_MB_PER_SHARD_DEFAULT: u64 = 128;
-/// Default for `--inflight-request-mb`: request bytes read and not yet
-/// answered on one shard, over all its connections (Kafka's
-/// queued.max.request.bytes, per shard). Never below the frame limit.
-pub const INFLIGHT_REQUEST_MB_PER_SHARD_DEFAULT: u64 = 512;
-/// Default for `--cache-mb` (batch cache per shard).
-pub const CACHE_MB_PER_SHARD_DEFAULT: u64 = 256;
-/// Largest `--cache-mb`, `--write-behind-mb` and `--inflight-request-mb`
-/// accepted (1 TiB).
-pub const MEMORY_MB_PER_SHARD_MAX: u64 = 1 << 20;
-/// Default for `--connections-max-idle-ms` (Kafka's
-/// `connections.max.idle.ms`): a connection with nothing read, nothing in
-/// flight and nothing half received for this long is closed.
-pub const CONNECTION_IDLE_MS_DEFAULT: u64 = 600_000;
-/// Default for `--request-read-timeout-ms`: once a request's first byte has
-/// arrived, the whole request must arrive within this (slow-loris bound).
-/// Time the reader spends paused by backpressure does not count.
-pub const REQUEST_READ_TIMEOUT_MS_DEFAULT: u64 = 30_000;
-/// Default for `--send-stall-timeout-ms`: a response write or sendfile
-/// that makes no progress for this long closes the connection, so a
-/// client that stops reading cannot pin its responses forever.
-pub const SEND_STALL_TIMEOUT_MS_DEFAULT: u64 = 30_000;
-/// Smallest value of the three timeouts above (0 would close at once).
-pub const TIMEOUT_MS_MIN: u64 = 100;
 /// Request bytes one connection may have in flight (read, not yet
 /// answered); Kafka's queued.max.request.bytes, per connection. Never
 /// below the frame limit, so one maximal request always fits.
@@ -100,10 +56,6 @@ pub const OFFSETS_WRITES_IN_FLIGHT: u64 = 1024;
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
 /// Bytes read at once when replaying an offsets partition.
 pub const OFFSETS_LOAD_READ_BYTES: u32 = 1 << 20;
-/// Default for `--offsets-rewrite-bytes`: an offsets partition has its
-/// live state rewritten (and what it superseded deleted) once this much,
-/// and twice the live state, was appended since the last rewrite.
-pub const OFFSETS_REWRITE_BYTES_DEFAULT: u64 = 64 << 20;
 /// Segments of the offsets topic are this fraction of the rewrite
 /// threshold: small, so a rewrite can delete most of what it superseded.
 pub const OFFSETS_SEGMENTS_PER_REWRITE: u64 = 4;

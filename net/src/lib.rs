@@ -1,51 +1,32 @@
 //! The Spindle broker: a Kafka protocol server, one glommio executor per
 //! core. `spindle` (src/main.rs) is a thin wrapper over [`server::run`].
 //!
-//! Map: [`config`] (flags and TOML), [`server`] (startup, shards,
-//! signals), [`shard`] (partition ownership, cross-shard messages),
-//! [`listener`] and [`connection`] (the network seam: the only modules
-//! naming glommio sockets), [`dispatch`] (frame to API module), one module
-//! per Kafka API, [`catalog`] (topic metadata, single writer), [`sendfile`]
-//! (cold reads off the reactor), [`limits`] (connection limits, rate-limited
-//! connection logs), [`metrics`] (Prometheus `/metrics` on a helper thread),
-//! [`repair`] (poisoned logs reopened), [`group_coordinator`] (consumer
-//! groups and committed offsets).
+//! Layers, from the network down to the engine (net/README.md says what
+//! each may import):
+//! - [`transport`]: the network seam, the only modules naming glommio
+//!   sockets: listener, connections, sendfile, connection limits, and the
+//!   counters of requests, bytes and connections.
+//! - [`api`]: the handler contract, the one registry of served APIs, the
+//!   dispatch of a frame to its handler, one module per Kafka API.
+//! - [`group_coordinator`]: consumer groups and committed offsets, with
+//!   the pure state machine of one group.
+//! - [`shard`]: the partition logs a shard owns, partition operations on
+//!   their owner, the cross-shard mesh, repair of poisoned logs.
+//! - [`catalog`]: topic metadata and configs, one writer thread.
+//! - [`metrics`]: the Prometheus exposition, the scrape and its HTTP
+//!   thread.
+//!
+//! Beside them: [`server`] (startup, shards, signals), [`config`] (every
+//! setting once), [`constants`] (every other bound) and [`errors`] (Kafka
+//! error codes).
 
-pub mod api_versions;
+pub mod api;
 pub mod catalog;
 pub mod config;
-pub mod connection;
 pub mod constants;
-pub mod create_partitions;
-pub mod create_topics;
-pub mod delete_groups;
-pub mod delete_topics;
-pub mod describe_cluster;
-pub mod describe_configs;
-pub mod describe_groups;
-pub mod dispatch;
 pub mod errors;
-pub mod fetch;
-pub mod fifo_lock;
-pub mod find_coordinator;
 pub mod group_coordinator;
-pub mod heartbeat;
-pub mod init_producer_id;
-pub mod join_group;
-pub mod leave_group;
-pub mod limits;
-pub mod list_groups;
-pub mod list_offsets;
-pub mod listener;
-pub mod metadata;
 pub mod metrics;
-pub mod offset_commit;
-pub mod offset_delete;
-pub mod offset_fetch;
-pub mod produce;
-pub mod repair;
-pub mod sendfile;
 pub mod server;
 pub mod shard;
-pub mod sync_group;
-pub mod topic_config;
+pub mod transport;

@@ -1,6 +1,6 @@
 //! `spindle`: the broker binary. See `spindle --help`.
 
-use clap::Parser;
+use clap::CommandFactory;
 
 /// jemalloc keeps freed memory for reuse: request buffers of a few MiB
 /// come and go with every produce request, and glibc's malloc handed them
@@ -8,7 +8,7 @@ use clap::Parser;
 /// broker's CPU under a 1 KiB-record produce load).
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-use spindle_net::config::{Args, Config};
+use spindle_net::config::{Config, Settings};
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -19,8 +19,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let args = Args::parse();
-    let result = Config::from_args(args).and_then(spindle_net::server::run);
+    let matches = Settings::command().get_matches();
+    let result = Settings::load(&matches)
+        .and_then(Config::resolve)
+        .and_then(spindle_net::server::run);
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -18,11 +18,11 @@ use crate::constants::{
     IO_MEMORY_BYTES_PER_SHARD_MAX, IO_MEMORY_BYTES_PER_SHARD_MIN, IO_MEMORY_BYTES_TOTAL,
     OFFSETS_SEGMENTS_PER_REWRITE, RING_DEPTH, SHARD_CHANNEL_CAPACITY,
 };
-use crate::group_coordinator::OFFSETS_TOPIC;
-use crate::listener::{accept_loop, Listener};
+use crate::group_coordinator::{self, OFFSETS_TOPIC};
 use crate::metrics;
-use crate::sendfile::SendfilePool;
 use crate::shard::{ConnCounts, Shard, ShardMsg};
+use crate::transport::listener::{accept_loop, Listener};
+use crate::transport::sendfile::SendfilePool;
 
 /// CPUs this process may run on.
 fn allowed_cpus() -> Vec<usize> {
@@ -143,9 +143,13 @@ pub fn run(config: Config) -> Result<()> {
     };
     let listener_fd = std_listener.into_raw_fd();
     let (scrape_txs, mut scrape_rxs): (Vec<_>, Vec<_>) =
-        (0..n).map(|_| metrics::scrape_channel()).unzip();
+        (0..n).map(|_| metrics::scrape::scrape_channel()).unzip();
     if let Some(addr) = &config.metrics_listen {
-        let bound = metrics::start(addr, scrape_txs)?;
+        let derived: Vec<metrics::scrape::Derived> = vec![
+            crate::shard::metrics::cache_hit_ratio,
+            group_coordinator::group_lag,
+        ];
+        let bound = metrics::http::start(addr, scrape_txs, derived)?;
         info!("serving metrics on {bound} (GET /metrics)");
     } else {
         drop(scrape_txs);
@@ -203,7 +207,7 @@ pub fn run(config: Config) -> Result<()> {
                     senders,
                 );
                 shard.serve_peers(receivers);
-                metrics::serve_scrapes(shard.clone(), scrape_rx);
+                crate::shard::metrics::serve_scrapes(&shard, scrape_rx);
                 shard.open_all().await;
                 shard.groups.load(&shard).await;
                 let group_timers =
