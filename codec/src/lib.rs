@@ -9,18 +9,33 @@
 //!   slices of the frame.
 //! - [`fetch`]: hand-written Fetch response encode; record chunks stay the
 //!   caller's (cached `Bytes`, file ranges) and are never copied.
+//! - [`batch`]: the v2 record batch, defined once for the broker, the
+//!   engine and loadgen: header layout and checks, CRC-32C, baseOffset and
+//!   leader epoch stamped in place, the walk over batches and records, the
+//!   batch builder.
 //! - [`records`]: whole uncompressed batches, built and read by the broker
 //!   for its internal topics only.
-//! - [`wire`]: the primitive reader/writer both hot paths use.
+//! - [`wire`]: the primitive reader/writer (integers, strings, varints) the
+//!   hot paths and the batch format use.
+//!
+//! The default feature `protocol` brings the Kafka API modules (`frame`,
+//! `header`, `produce`, `fetch`) and `kafka-protocol`. The engine builds the
+//! crate without it: `batch`, `records` and `wire` alone.
 
+pub mod batch;
+#[cfg(feature = "protocol")]
 pub mod fetch;
+#[cfg(feature = "protocol")]
 pub mod frame;
+#[cfg(feature = "protocol")]
 pub mod header;
+#[cfg(feature = "protocol")]
 pub mod produce;
 pub mod records;
 pub mod wire;
 
 /// Message types generated from Kafka's own schemas; record payloads stay raw.
+#[cfg(feature = "protocol")]
 pub use kafka_protocol;
 
 /// Why a frame or message could not be decoded. Each variant is bad input

@@ -79,6 +79,21 @@ impl<'a> Reader<'a> {
         Err(DecodeError::Malformed("varint longer than 5 bytes".into()))
     }
 
+    /// Zigzag varlong, at most 10 bytes: the fields of a v2 record.
+    pub fn varlong(&mut self) -> Result<i64, DecodeError> {
+        let mut raw: u64 = 0;
+        for i in 0..10 {
+            let b = self.take(1)?[0];
+            raw |= u64::from(b & 0x7f) << (i * 7);
+            if b & 0x80 == 0 {
+                return Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64));
+            }
+        }
+        Err(DecodeError::Malformed(
+            "varlong longer than 10 bytes".into(),
+        ))
+    }
+
     /// Length of a nullable string/bytes field: `None` for null. Classic
     /// fields carry an i16 (strings) or i32 (bytes) length, compact ones a
     /// uvarint of length + 1. The length is checked against the bytes left.
@@ -191,7 +206,30 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
+/// Unsigned varint (compact lengths, tagged fields).
+pub fn put_uvarint(buf: &mut BytesMut, v: u32) {
+    put_leb128(buf, u64::from(v));
+}
+
+pub fn uvarint_len(v: u32) -> usize {
+    leb128_len(u64::from(v))
+}
+
+/// Zigzag varlong (a v2 record's fields).
+pub fn put_varlong(buf: &mut BytesMut, v: i64) {
+    put_leb128(buf, zigzag(v));
+}
+
+/// Bytes [`put_varlong`] writes for `v`.
+pub fn varlong_len(v: i64) -> usize {
+    leb128_len(zigzag(v))
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn put_leb128(buf: &mut BytesMut, mut v: u64) {
     while v >= 0x80 {
         buf.put_u8((v as u8 & 0x7f) | 0x80);
         v >>= 7;
@@ -199,7 +237,7 @@ pub fn put_uvarint(buf: &mut BytesMut, mut v: u32) {
     buf.put_u8(v as u8);
 }
 
-pub fn uvarint_len(mut v: u32) -> usize {
+fn leb128_len(mut v: u64) -> usize {
     let mut n = 1;
     while v >= 0x80 {
         v >>= 7;
@@ -243,12 +281,15 @@ mod tests {
 
     proptest! {
         #[test]
-        fn uvarint_round_trip(v: u32) {
+        fn varints_round_trip(u: u32, v: i64) {
             let mut b = BytesMut::new();
-            put_uvarint(&mut b, v);
-            prop_assert_eq!(b.len(), uvarint_len(v));
+            put_uvarint(&mut b, u);
+            prop_assert_eq!(b.len(), uvarint_len(u));
+            put_varlong(&mut b, v);
+            prop_assert_eq!(b.len(), uvarint_len(u) + varlong_len(v));
             let mut r = Reader::new(&b);
-            prop_assert_eq!(r.uvarint().unwrap(), v);
+            prop_assert_eq!(r.uvarint().unwrap(), u);
+            prop_assert_eq!(r.varlong().unwrap(), v);
             prop_assert_eq!(r.remaining(), 0);
         }
 
@@ -280,6 +321,30 @@ mod tests {
             r.array_len(false, 1),
             Err(DecodeError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn varlong_edges_round_trip() {
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            300,
+            -300,
+            i64::MAX,
+            i64::MIN,
+            1 << 40,
+        ] {
+            let mut buf = BytesMut::new();
+            put_varlong(&mut buf, v);
+            assert_eq!(buf.len(), varlong_len(v));
+            let mut r = Reader::new(&buf);
+            assert_eq!(r.varlong().unwrap(), v);
+            assert_eq!(r.remaining(), 0);
+        }
     }
 
     #[test]

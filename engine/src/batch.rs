@@ -1,140 +1,18 @@
-//! Record batch (magic 2) header: parsing and validation without decoding
-//! records.
+//! The engine's side of the record batch (magic 2). The format is codec's
+//! ([`spindle_codec::batch`]: header layout, parse, CRC-32C, baseOffset
+//! stamped in place); here are the checks an append runs on every
+//! produced batch, with codec's errors mapped to [`AppendError`], and the
+//! opaque-payload batches that tests and benchmarks append.
+
+use spindle_codec::batch::{seal_crc, BatchError, MAGIC_V2};
+pub use spindle_codec::batch::{set_base_offset, BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD};
 
 use crate::error::AppendError;
 
-/// Length of the fixed v2 batch header.
-pub const BATCH_HEADER_LEN: usize = 61;
-/// baseOffset (8) + batchLength (4): the bytes not counted by batchLength.
-pub const LOG_OVERHEAD: usize = 12;
-/// Where the CRC-32C coverage starts (attributes).
-const CRC_START: usize = 21;
-const MAGIC_V2: i8 = 2;
-
-/// The fixed 61-byte header of a v2 record batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchHeader {
-    pub base_offset: i64,
-    pub batch_length: i32,
-    pub partition_leader_epoch: i32,
-    pub magic: i8,
-    pub crc: u32,
-    pub attributes: i16,
-    pub last_offset_delta: i32,
-    pub base_timestamp: i64,
-    pub max_timestamp: i64,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub base_sequence: i32,
-    pub records_count: i32,
-}
-
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    i64::from_be_bytes(a)
-}
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    i32::from_be_bytes(a)
-}
-fn be_i16(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes([b[at], b[at + 1]])
-}
-
-impl BatchHeader {
-    /// Parses the fixed header at the start of `buf`; checks only the magic
-    /// and that the length field can describe a batch.
-    pub fn parse(buf: &[u8]) -> Result<BatchHeader, AppendError> {
-        if buf.len() < BATCH_HEADER_LEN {
-            return Err(AppendError::Corrupt(format!(
-                "{} bytes is shorter than a batch header",
-                buf.len()
-            )));
-        }
-        let h = BatchHeader {
-            base_offset: be_i64(buf, 0),
-            batch_length: be_i32(buf, 8),
-            partition_leader_epoch: be_i32(buf, 12),
-            magic: buf[16] as i8,
-            crc: be_i32(buf, 17) as u32,
-            attributes: be_i16(buf, 21),
-            last_offset_delta: be_i32(buf, 23),
-            base_timestamp: be_i64(buf, 27),
-            max_timestamp: be_i64(buf, 35),
-            producer_id: be_i64(buf, 43),
-            producer_epoch: be_i16(buf, 51),
-            base_sequence: be_i32(buf, 53),
-            records_count: be_i32(buf, 57),
-        };
-        if h.magic != MAGIC_V2 {
-            return Err(AppendError::Corrupt(format!(
-                "unsupported magic {}",
-                h.magic
-            )));
-        }
-        if (h.batch_length as i64) < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i64 {
-            return Err(AppendError::Corrupt(format!(
-                "batch length {} too small",
-                h.batch_length
-            )));
-        }
-        Ok(h)
+impl From<BatchError> for AppendError {
+    fn from(e: BatchError) -> AppendError {
+        AppendError::Corrupt(e.to_string())
     }
-
-    /// Bytes of the whole batch, header included.
-    pub fn total_len(&self) -> u64 {
-        LOG_OVERHEAD as u64 + self.batch_length.max(0) as u64
-    }
-
-    pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
-    }
-
-    /// Checks the parts that need the whole batch: record count against
-    /// lastOffsetDelta and the CRC-32C. `batch` is exactly this batch.
-    pub fn validate(&self, batch: &[u8]) -> Result<(), AppendError> {
-        if batch.len() as u64 != self.total_len() {
-            return Err(AppendError::Corrupt(
-                "batch length does not match its buffer".into(),
-            ));
-        }
-        if self.records_count <= 0 || self.last_offset_delta != self.records_count - 1 {
-            return Err(AppendError::Corrupt(format!(
-                "record count {} does not match lastOffsetDelta {}",
-                self.records_count, self.last_offset_delta
-            )));
-        }
-        let crc = crc32c::crc32c(&batch[CRC_START..]);
-        if crc != self.crc {
-            return Err(AppendError::Corrupt(format!(
-                "CRC-32C mismatch: header {:#010x}, computed {:#010x}",
-                self.crc, crc
-            )));
-        }
-        Ok(())
-    }
-
-    /// Whether the batch belongs to an idempotent producer.
-    pub fn is_idempotent(&self) -> bool {
-        self.producer_id >= 0
-    }
-
-    /// Sequence number of the last record (wrapping as Kafka does).
-    pub fn last_sequence(&self) -> i32 {
-        let s = self.base_sequence as i64 + self.last_offset_delta as i64;
-        if s > i32::MAX as i64 {
-            (s - i32::MAX as i64 - 1) as i32
-        } else {
-            s as i32
-        }
-    }
-}
-
-/// Rewrites baseOffset in place (outside the CRC coverage).
-pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
-    batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
 /// Splits concatenated batches into (start, header) after validating each
@@ -191,22 +69,25 @@ pub fn build_test_batch_idempotent(
     assert!(count >= 1);
     let total = BATCH_HEADER_LEN + payload.len();
     let mut b = Vec::with_capacity(total);
-    b.extend_from_slice(&0i64.to_be_bytes());
-    b.extend_from_slice(&((total - LOG_OVERHEAD) as i32).to_be_bytes());
-    b.extend_from_slice(&0i32.to_be_bytes());
-    b.push(MAGIC_V2 as u8);
-    b.extend_from_slice(&0u32.to_be_bytes());
-    b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&(count - 1).to_be_bytes());
-    b.extend_from_slice(&timestamp.to_be_bytes());
-    b.extend_from_slice(&timestamp.to_be_bytes());
-    b.extend_from_slice(&producer_id.to_be_bytes());
-    b.extend_from_slice(&producer_epoch.to_be_bytes());
-    b.extend_from_slice(&base_sequence.to_be_bytes());
-    b.extend_from_slice(&count.to_be_bytes());
+    b.resize(BATCH_HEADER_LEN, 0);
+    BatchHeader {
+        base_offset: 0,
+        batch_length: (total - LOG_OVERHEAD) as i32,
+        partition_leader_epoch: 0,
+        magic: MAGIC_V2,
+        crc: 0,
+        attributes: 0,
+        last_offset_delta: count - 1,
+        base_timestamp: timestamp,
+        max_timestamp: timestamp,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        records_count: count,
+    }
+    .write(&mut b);
     b.extend_from_slice(payload);
-    let crc = crc32c::crc32c(&b[CRC_START..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    seal_crc(&mut b);
     b
 }
 
