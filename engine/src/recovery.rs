@@ -1,23 +1,27 @@
 //! Opening a partition directory: finds segments, trusts what a clean
 //! shutdown or a checkpoint vouches for, scans the rest batch by batch with
-//! CRC checks, truncates a torn tail, rebuilds missing or stale indexes and
-//! the idempotent-producer state.
+//! CRC checks, truncates a torn tail, rebuilds missing or stale indexes, the
+//! idempotent-producer state and the leader-epoch cache.
 //!
 //! Invariants relied on (kept by the appender and the write round):
 //! - every segment but the last is whole: it was finalized (truncated,
 //!   synced) before the next segment's file was created;
 //! - the checkpoint file names an offset below which every segment is
 //!   finalized with its indexes on disk;
-//! - the producer snapshot records the state as of its offset.
+//! - the producer snapshot records the state as of its offset;
+//! - the leader-epoch file holds the epoch of every batch below the
+//!   checkpoint (a write round writes it before the data it took), so only
+//!   the batches scanned can add to it.
 
 use crate::config::LogConfig;
 use crate::constants::{RECOVERY_PROGRESS_BYTES, RECOVERY_READ_BYTES, TAIL_PROBE_BYTES};
 use crate::error::RecoveryError;
 use crate::layout::{
-    decode_checkpoint, decode_producer_snapshot, is_temp_name, parse_log_name, read_file,
-    write_file, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, INDEX_SUFFIX, SNAPSHOT_FILE,
-    TIME_INDEX_SUFFIX,
+    decode_checkpoint, decode_leader_epochs, decode_producer_snapshot, encode_leader_epochs,
+    is_temp_name, parse_log_name, read_file, write_file, write_file_atomic, CHECKPOINT_FILE,
+    CLEAN_SHUTDOWN_FILE, INDEX_SUFFIX, LEADER_EPOCH_FILE, SNAPSHOT_FILE, TIME_INDEX_SUFFIX,
 };
+use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::ProducerState;
 use crate::segment::{now_ms, ScanEnd, Scanner, Segment, SegmentState};
 use crate::segment_appender::{align_down, SegmentAppender};
@@ -31,6 +35,7 @@ pub(crate) struct Recovered<S: Storage> {
     pub log_start_offset: i64,
     pub next_offset: i64,
     pub producers: ProducerState,
+    pub epochs: LeaderEpochCache,
 }
 
 struct Progress {
@@ -82,9 +87,23 @@ pub(crate) async fn recover<S: Storage>(
         .map_err(RecoveryError::io(&snap_path))?
         .and_then(|b| decode_producer_snapshot(&b));
     let have_snapshot = snapshot.is_some();
+    let ep_path = dir.join(LEADER_EPOCH_FILE);
+    let ep_bytes = read_file(storage, &ep_path)
+        .await
+        .map_err(RecoveryError::io(&ep_path))?;
+    let epochs_on_disk = ep_bytes.as_deref().map(decode_leader_epochs);
+    // A damaged epoch file (it is replaced atomically, so only the device
+    // can damage it) is rebuilt from every batch.
+    let rebuild_epochs = matches!(epochs_on_disk, Some(None));
+    if rebuild_epochs {
+        tracing::warn!(path = %ep_path.display(), "damaged leader-epoch file; rebuilding it from every segment");
+    }
+    let mut epochs = epochs_on_disk.clone().flatten().unwrap_or_default();
     let (snapshot_offset, mut producers) = snapshot.unwrap_or((i64::MIN, ProducerState::default()));
     // Segments from this index on are scanned in full.
-    let first_unverified = if clean {
+    let first_unverified = if rebuild_epochs {
+        0
+    } else if clean {
         bases.len()
     } else {
         checkpoint
@@ -165,6 +184,7 @@ pub(crate) async fn recover<S: Storage>(
                         if full && h.base_offset >= snapshot_offset {
                             producers.record(&h);
                         }
+                        epochs.observe_batch(h.partition_leader_epoch, h.base_offset);
                     }
                     Ok(None) => break None,
                     Err(ScanEnd::Invalid { position, reason }) => break Some((position, reason)),
@@ -261,7 +281,15 @@ pub(crate) async fn recover<S: Storage>(
         segments.push(Rc::new(seg));
     }
     let next_offset = segments.last().map_or(0, |s| s.st.borrow().next_offset);
+    let log_start_offset = bases.first().copied().unwrap_or(0);
     producers.truncate_from(next_offset);
+    epochs.truncate_from_end(next_offset);
+    epochs.truncate_from_start(log_start_offset);
+    if epochs_on_disk.flatten().unwrap_or_default() != epochs || rebuild_epochs {
+        write_file_atomic(storage, dir, &ep_path, &encode_leader_epochs(&epochs))
+            .await
+            .map_err(RecoveryError::io(&ep_path))?;
+    }
     if !clean {
         tracing::info!(
             dir = %dir.display(),
@@ -290,10 +318,11 @@ pub(crate) async fn recover<S: Storage>(
             .map_err(RecoveryError::io(dir))?;
     }
     Ok(Recovered {
-        log_start_offset: bases.first().copied().unwrap_or(0),
+        log_start_offset,
         segments,
         next_offset,
         producers,
+        epochs,
     })
 }
 

@@ -1,12 +1,20 @@
 //! What partition replication asks of the engine, on the simulated disk
-//! and the real one: reads below a bound.
+//! and the real one: reads below a bound, the append and durability
+//! signals, leader epochs stamped and kept in the epoch file, a follower's
+//! appends.
 
 mod common;
 
+use bytes::{Bytes, BytesMut};
 use common::*;
-use spindle_engine::storage::SimDisk;
-use spindle_engine::{BatchCache, FlushMode, LogConfig, PartitionLog, ReadError};
-use std::path::PathBuf;
+use spindle_engine::batch::{set_base_offset, set_partition_leader_epoch};
+use spindle_engine::storage::sim::SimRng;
+use spindle_engine::storage::{SimDisk, SimStorage};
+use spindle_engine::{
+    AppendError, BatchCache, EpochEntry, FlushMode, LogConfig, PartitionLog, ReadError,
+};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 fn cfg() -> LogConfig {
     LogConfig {
@@ -118,4 +126,388 @@ fn reads_stop_before_the_batch_that_crosses_the_bound() {
             ));
         });
     }
+}
+
+/// Followers read up to the log end before the leader's fdatasync: a
+/// bound past the high watermark returns batches that are appended but
+/// not durable yet (from the cache, or from the file once written), while
+/// `read` still stops at the high watermark; `wait_for_append` wakes at
+/// the append, `wait_for_data` only once the data is durable.
+#[test]
+fn followers_read_past_the_high_watermark_before_the_fsync() {
+    for cache_bytes in [0, 1 << 20] {
+        let disk = SimDisk::new();
+        let d = disk.clone();
+        run(async move {
+            let log =
+                PartitionLog::open_with(d.storage(), dir(), cfg(), BatchCache::new(cache_bytes))
+                    .await
+                    .unwrap();
+            log.append(batch(0, 2, 1, 100)).await.unwrap();
+            assert_eq!(log.durable_offset(), 2);
+            let appended = log.wait_for_append();
+            let durable = log.wait_for_data();
+            d.stall_writes();
+            let l = log.clone();
+            let append = glommio::spawn_local(async move { l.append(batch(1, 3, 1, 100)).await });
+            appended.await;
+            assert_eq!((log.log_end_offset(), log.high_watermark()), (5, 2));
+            assert_eq!(log.durable_offset(), 2);
+            let r = log.read(0, 1 << 20).await.unwrap();
+            assert_eq!(
+                r.chunks
+                    .iter()
+                    .map(|c| split(&chunk_bytes(c)).len())
+                    .sum::<usize>(),
+                1
+            );
+            let l = log.clone();
+            let follower =
+                glommio::spawn_local(
+                    async move { bases_upto(&*l, 0, i64::MAX, 1 << 20, false).await },
+                );
+            if cache_bytes > 0 {
+                // Served from memory while the leader's write waits.
+                assert_eq!(follower.await, [0, 2]);
+                d.resume_writes();
+            } else {
+                // Served from the file once the bytes are written.
+                d.resume_writes();
+                assert_eq!(follower.await, [0, 2]);
+            }
+            let info = append.await.unwrap();
+            durable.await;
+            assert_eq!((info.base_offset, log.high_watermark()), (2, 5));
+            assert_eq!(log.durable_offset(), 5);
+        });
+    }
+}
+
+fn dir() -> PathBuf {
+    PathBuf::from("/d/t-0")
+}
+
+async fn open_sim(disk: &Rc<SimDisk>, cfg: LogConfig) -> Rc<PartitionLog<SimStorage>> {
+    PartitionLog::open_with(disk.storage(), dir(), cfg, BatchCache::new(1 << 20))
+        .await
+        .expect("open")
+}
+
+/// A batch as a leader of `epoch` wrote it at `base`.
+fn leader_batch(id: u64, count: i32, base: i64, epoch: i32) -> BytesMut {
+    leader_batch_sized(id, count, base, epoch, 50)
+}
+
+fn leader_batch_sized(id: u64, count: i32, base: i64, epoch: i32, extra: usize) -> BytesMut {
+    let mut b = batch(id, count, 1, extra);
+    set_base_offset(&mut b, base);
+    set_partition_leader_epoch(&mut b, epoch);
+    b
+}
+
+fn pairs(entries: &[EpochEntry]) -> Vec<(i32, i64)> {
+    entries.iter().map(|e| (e.epoch, e.start_offset)).collect()
+}
+
+/// Every batch of a log, as bytes, up to its log end.
+async fn log_bytes<S: spindle_engine::Storage>(log: &PartitionLog<S>) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let r = log.read_upto(next, 1 << 20, i64::MAX).await.expect("read");
+        for c in &r.chunks {
+            for (h, b) in split(&chunk_bytes(c)) {
+                next = h.last_offset() + 1;
+                out.push(b);
+            }
+        }
+    }
+    out
+}
+
+fn epoch_file(disk: &SimDisk) -> String {
+    let b = disk
+        .read_file(&dir().join("leader-epoch-checkpoint"))
+        .unwrap_or_default();
+    String::from_utf8(b).expect("text")
+}
+
+/// `append` stamps the epoch given to `become_leader` on every batch (the
+/// CRC stays valid), and each new epoch starts at the log end in the epoch
+/// cache, on disk before `become_leader` returns; queries answer as Kafka.
+#[test]
+fn a_leader_stamps_its_epoch_and_records_where_it_starts() {
+    let disk = SimDisk::new();
+    let d = disk.clone();
+    run(async move {
+        let log = open_sim(&d, cfg()).await;
+        let mut unstamped = batch(0, 1, 1, 10);
+        set_partition_leader_epoch(&mut unstamped, -1);
+        log.append(unstamped).await.unwrap();
+        assert_eq!(log.leader_epoch(), None);
+        assert_eq!(log.latest_epoch(), None);
+        log.become_leader(3).await.unwrap();
+        assert_eq!(epoch_file(&d), "0\n1\n3 1\n");
+        log.append(batch(1, 2, 1, 10)).await.unwrap();
+        log.become_leader(5).await.unwrap();
+        log.append(batch(2, 3, 1, 10)).await.unwrap();
+        log.become_leader(5).await.unwrap(); // the same epoch again: nothing new
+        assert_eq!(pairs(&log.epoch_entries()), [(3, 1), (5, 3)]);
+        let epochs: Vec<i32> = log_bytes(&*log)
+            .await
+            .iter()
+            .map(|b| split(b)[0].0.partition_leader_epoch)
+            .collect();
+        assert_eq!(epochs, [-1, 3, 5]);
+        assert_eq!(log.epoch_for_offset(0), None);
+        assert_eq!(log.epoch_for_offset(2), Some(3));
+        assert_eq!(log.epoch_for_offset(5), Some(5));
+        assert_eq!(log.end_offset_for_epoch(5), (5, 6));
+        assert_eq!(log.end_offset_for_epoch(3), (3, 3));
+        assert_eq!(log.end_offset_for_epoch(4), (3, 3));
+        assert_eq!(log.end_offset_for_epoch(1), (1, 1));
+        assert_eq!(log.end_offset_for_epoch(6), (-1, -1));
+        assert_eq!(epoch_file(&d), "0\n2\n3 1\n5 3\n");
+        // The file is durable: a power loss keeps it, and the reopened log
+        // has the same epochs and stamps none until told again.
+        log.become_leader(7).await.unwrap();
+        drop(log);
+        d.crash(&mut SimRng::new(7));
+        assert_eq!(epoch_file(&d), "0\n3\n3 1\n5 3\n7 6\n");
+        let log = open_sim(&d, cfg()).await;
+        // Kafka drops an epoch that wrote nothing when it recovers.
+        assert_eq!(pairs(&log.epoch_entries()), [(3, 1), (5, 3)]);
+        assert_eq!(log.leader_epoch(), None);
+        log.become_leader(7).await.unwrap();
+        log.append(batch(3, 1, 1, 10)).await.unwrap();
+        assert_eq!(pairs(&log.epoch_entries()), [(3, 1), (5, 3), (7, 6)]);
+    });
+}
+
+/// A follower's appends keep the leader's bytes, offsets and epochs, and
+/// learn its epochs; the follower's log then equals the leader's byte for
+/// byte, and so does its epoch cache.
+#[test]
+fn a_follower_appends_the_leaders_batches_byte_for_byte() {
+    let disk = SimDisk::new();
+    run(async move {
+        let leader = PartitionLog::open_with(
+            disk.storage(),
+            PathBuf::from("/d/leader-0"),
+            cfg(),
+            BatchCache::new(0),
+        )
+        .await
+        .unwrap();
+        let follower = open_sim(&disk, cfg()).await;
+        let mut next = 0;
+        for (epoch, n) in [(0, 5u64), (2, 1), (3, 30)] {
+            leader.become_leader(epoch).await.unwrap();
+            for i in 0..n {
+                leader
+                    .append(batch(i, 1 + (i % 3) as i32, 1, (i as usize * 97) % 700))
+                    .await
+                    .unwrap();
+            }
+            // Fetch as a follower does: whatever the leader has, in
+            // chunks of a few batches.
+            while next < leader.log_end_offset() {
+                let r = leader.read_upto(next, 2000, i64::MAX).await.unwrap();
+                let mut fetched = BytesMut::new();
+                for c in &r.chunks {
+                    fetched.extend_from_slice(&chunk_bytes(c));
+                }
+                let info = follower.append_replicated(fetched).await.unwrap();
+                assert_eq!(info.base_offset, next);
+                assert!(!info.duplicate);
+                next = info.last_offset + 1;
+                assert_eq!(follower.durable_offset(), next, "synced under flush=batch");
+            }
+        }
+        assert_eq!(follower.log_end_offset(), leader.log_end_offset());
+        assert_eq!(log_bytes(&*follower).await, log_bytes(&*leader).await);
+        assert_eq!(follower.epoch_entries(), leader.epoch_entries());
+        assert_eq!(pairs(&follower.epoch_entries()), [(0, 0), (2, 9), (3, 10)]);
+        assert_eq!(
+            epoch_file(&disk),
+            "0\n3\n0 0\n2 9\n3 10\n",
+            "the follower's epoch file"
+        );
+    });
+}
+
+/// A follower refuses batches that do not continue its log, and bad
+/// batches, writing nothing of the call.
+#[test]
+fn a_follower_refuses_offsets_that_do_not_continue_its_log() {
+    let disk = SimDisk::new();
+    run(async move {
+        let log = open_sim(&disk, cfg()).await;
+        log.append_replicated(leader_batch(0, 2, 0, 1))
+            .await
+            .unwrap();
+        let refused = |r: Result<_, AppendError>| match r {
+            Err(AppendError::OffsetMismatch { expected, got }) => (expected, got),
+            other => panic!("expected OffsetMismatch, got {other:?}"),
+        };
+        assert_eq!(
+            refused(log.append_replicated(leader_batch(1, 1, 3, 1)).await),
+            (2, 3)
+        );
+        assert_eq!(
+            refused(log.append_replicated(leader_batch(1, 1, 1, 1)).await),
+            (2, 1)
+        );
+        // A gap inside the call.
+        let mut two = leader_batch(1, 1, 2, 1);
+        two.extend_from_slice(&leader_batch(2, 1, 4, 1));
+        assert_eq!(refused(log.append_replicated(two).await), (3, 4));
+        // A bad CRC, a cut batch, garbage.
+        let mut bad = leader_batch(1, 1, 2, 1);
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert!(matches!(
+            log.append_replicated(bad).await,
+            Err(AppendError::Corrupt(_))
+        ));
+        let cut = leader_batch(1, 1, 2, 1);
+        let cut = BytesMut::from(&cut[..cut.len() - 3]);
+        assert!(log.append_replicated(cut).await.is_err());
+        let mut garbage = leader_batch(1, 1, 2, 1);
+        garbage[16] = 7;
+        assert!(log.append_replicated(garbage).await.is_err());
+        assert!(log
+            .append_replicated(BytesMut::from(&[1u8, 2, 3][..]))
+            .await
+            .is_err());
+        assert_eq!(
+            log.log_end_offset(),
+            2,
+            "nothing of a refused call is written"
+        );
+        log.append_replicated(leader_batch(1, 1, 2, 1))
+            .await
+            .unwrap();
+        assert_eq!(log.log_end_offset(), 3);
+    });
+}
+
+/// The producer state learns replicated batches without refusing any, so
+/// a follower that becomes leader de-duplicates a retry it never saw first
+/// hand and expects the next sequence.
+#[test]
+fn a_follower_learns_idempotent_producers_from_replicated_batches() {
+    let disk = SimDisk::new();
+    run(async move {
+        let log = open_sim(&disk, cfg()).await;
+        let mut next = 0;
+        for seq in [0, 1, 2, 3] {
+            let mut b = idem_batch(7, 0, seq, 2);
+            set_base_offset(&mut b, next);
+            set_partition_leader_epoch(&mut b, 4);
+            next = log.append_replicated(b).await.unwrap().last_offset + 1;
+        }
+        // Out of order for a leader, but the leader decided: taken.
+        let mut odd = idem_batch(7, 0, 9, 1);
+        set_base_offset(&mut odd, next);
+        log.append_replicated(odd).await.unwrap();
+        log.become_leader(5).await.unwrap();
+        let retry = log.append(idem_batch(7, 0, 9, 1)).await.unwrap();
+        assert!(retry.duplicate);
+        assert_eq!(retry.base_offset, 8);
+        assert!(matches!(
+            log.append(idem_batch(7, 0, 4, 1)).await,
+            Err(AppendError::OutOfOrderSequence { expected: 10, .. })
+        ));
+        let info = log.append(idem_batch(7, 0, 10, 1)).await.unwrap();
+        assert_eq!((info.base_offset, info.duplicate), (9, false));
+    });
+}
+
+/// Recovery rebuilds the epoch cache: a stale file is extended from the
+/// batches it scans, entries past the log end go, a damaged file is
+/// rebuilt from every segment; the file is rewritten.
+#[test]
+fn recovery_extends_a_stale_epoch_file_and_rebuilds_a_damaged_one() {
+    let disk = SimDisk::new();
+    let d = disk.clone();
+    run(async move {
+        let cfg = LogConfig {
+            segment_bytes_max: 4096,
+            ..cfg()
+        };
+        let log = open_sim(&d, cfg.clone()).await;
+        let mut next = 0;
+        for (i, epoch) in [1, 1, 2, 2, 2, 4, 6, 6].into_iter().enumerate() {
+            let b = leader_batch_sized(i as u64, 20, next, epoch, 1500);
+            next = log.append_replicated(b).await.unwrap().last_offset + 1;
+        }
+        assert!(log.segment_count() > 2);
+        let want = [(1, 0), (2, 40), (4, 100), (6, 120)];
+        assert_eq!(pairs(&log.epoch_entries()), want);
+        drop(log); // unclean: the last segment is scanned
+        let path = dir().join("leader-epoch-checkpoint");
+        // Stale: the last epoch is missing.
+        d.write_file_durable(&path, b"0\n3\n1 0\n2 40\n4 100\n".to_vec());
+        let log = open_sim(&d, cfg.clone()).await;
+        assert_eq!(pairs(&log.epoch_entries()), want);
+        log.close().await.unwrap();
+        drop(log);
+        d.write_file_durable(&path, b"0\n5\n1 0\n2 40\n4 100\n6 120\n9 999\n".to_vec());
+        let log = open_sim(&d, cfg.clone()).await;
+        assert_eq!(
+            pairs(&log.epoch_entries()),
+            want,
+            "an entry past the end goes"
+        );
+        assert_eq!(epoch_file(&d), "0\n4\n1 0\n2 40\n4 100\n6 120\n");
+        log.close().await.unwrap();
+        drop(log);
+        // Damaged: every segment is scanned, even after a clean close.
+        d.write_file_durable(&path, b"0\n2\n1 0\n".to_vec());
+        let log = open_sim(&d, cfg).await;
+        assert_eq!(pairs(&log.epoch_entries()), want);
+        assert_eq!(epoch_file(&d), "0\n4\n1 0\n2 40\n4 100\n6 120\n");
+    });
+}
+
+/// On the real disk: an epoch file that is missing is rebuilt from the
+/// batches recovery reads: the segments past the checkpoint after an
+/// unclean stop, the tail past the last index entry after a clean one (a
+/// directory from before leader epochs).
+#[test]
+fn dma_a_missing_epoch_file_is_rebuilt_from_scanned_batches() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = tmp.path().join("t-0");
+    run(async move {
+        let cfg = LogConfig {
+            flush: FlushMode::Batch,
+            ..LogConfig::default()
+        };
+        let cache = BatchCache::new(1 << 20);
+        let log = PartitionLog::open(path.clone(), cfg.clone(), cache.clone())
+            .await
+            .unwrap();
+        log.append_replicated(leader_batch(0, 3, 0, 2))
+            .await
+            .unwrap();
+        log.append_replicated(leader_batch(1, 3, 3, 5))
+            .await
+            .unwrap();
+        drop(log);
+        let file = path.join("leader-epoch-checkpoint");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "0\n2\n2 0\n5 3\n");
+        std::fs::remove_file(&file).unwrap();
+        let log = PartitionLog::open(path.clone(), cfg.clone(), cache.clone())
+            .await
+            .unwrap();
+        assert_eq!(pairs(&log.epoch_entries()), [(2, 0), (5, 3)]);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "0\n2\n2 0\n5 3\n");
+        log.close().await.unwrap();
+        drop(log);
+        std::fs::remove_file(&file).unwrap();
+        let log = PartitionLog::open(path.clone(), cfg, cache).await.unwrap();
+        assert_eq!(pairs(&log.epoch_entries()), [(2, 0), (5, 3)]);
+        assert!(Path::new(&file).exists());
+    });
 }
