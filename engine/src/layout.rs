@@ -15,6 +15,9 @@
 //!   open; while it is there the segments need no scan;
 //! - [`LEADER_EPOCH_FILE`]: the leader-epoch cache in Kafka's text format
 //!   ([`encode_leader_epochs`]);
+//! - [`PENDING_TRUNCATION_FILE`]: a truncation asked of a closed log, done
+//!   by the next open ([`encode_truncation`]); present only between the
+//!   two;
 //! - transiently, `*.tmp`: a small file being replaced, removed by open.
 
 use crate::constants::PRODUCER_BATCHES_KEPT;
@@ -38,6 +41,7 @@ pub(crate) const CHECKPOINT_FILE: &str = "recovery-point";
 pub(crate) const SNAPSHOT_FILE: &str = "producer.snapshot";
 /// Kafka's name, so that its tools recognise it.
 pub(crate) const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
+pub(crate) const PENDING_TRUNCATION_FILE: &str = "pending-truncation";
 
 /// Extension of the temporary file a small file is replaced through.
 const TMP_EXTENSION: &str = "tmp";
@@ -118,6 +122,54 @@ pub(crate) fn decode_leader_epochs(b: &[u8]) -> Option<LeaderEpochCache> {
         return None;
     }
     LeaderEpochCache::from_entries(entries)
+}
+
+/// What a closed log is asked to remove, done by its next open (the open
+/// that finds [`PENDING_TRUNCATION_FILE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// Remove the batch holding this offset and every later one (a
+    /// follower whose log diverged from its leader's). If the log starts
+    /// after it, everything goes and the log starts again at this offset.
+    To(i64),
+    /// Remove everything; the log starts again at this offset (a follower
+    /// whose leader's log starts past its end).
+    Reset(i64),
+}
+
+impl Truncation {
+    pub fn offset(self) -> i64 {
+        match self {
+            Truncation::To(o) | Truncation::Reset(o) => o,
+        }
+    }
+}
+
+/// Pending truncation format: kind u8 (0 to, 1 reset), offset i64, CRC-32C
+/// of both (u32). Big-endian.
+pub(crate) fn encode_truncation(t: Truncation) -> Vec<u8> {
+    let kind = match t {
+        Truncation::To(_) => 0u8,
+        Truncation::Reset(_) => 1,
+    };
+    let mut b = vec![kind];
+    b.extend_from_slice(&t.offset().to_be_bytes());
+    let crc = crc32c::crc32c(&b);
+    b.extend_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The pending truncation; `None` if damaged.
+pub(crate) fn decode_truncation(b: &[u8]) -> Option<Truncation> {
+    if b.len() != 13 || crc32c::crc32c(&b[..9]) != u32::from_be_bytes(b[9..].try_into().ok()?) {
+        return None;
+    }
+    let offset = i64::from_be_bytes(b[1..9].try_into().ok()?);
+    match (b[0], offset >= 0) {
+        (0, true) => Some(Truncation::To(offset)),
+        (1, true) => Some(Truncation::Reset(offset)),
+        _ => None,
+    }
 }
 
 /// Snapshot format: offset i64, count u32, then per producer: id i64,
@@ -273,7 +325,12 @@ mod tests {
 
     #[test]
     fn temp_names_are_the_replacements() {
-        for f in [CHECKPOINT_FILE, SNAPSHOT_FILE, LEADER_EPOCH_FILE] {
+        for f in [
+            CHECKPOINT_FILE,
+            SNAPSHOT_FILE,
+            LEADER_EPOCH_FILE,
+            PENDING_TRUNCATION_FILE,
+        ] {
             let tmp = Path::new("/d").join(f).with_extension(TMP_EXTENSION);
             let name = tmp.file_name().and_then(|n| n.to_str()).unwrap_or("");
             assert!(is_temp_name(name), "{name}");
@@ -321,5 +378,21 @@ mod tests {
         ] {
             assert_eq!(decode_leader_epochs(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn pending_truncation_round_trips_and_detects_damage() {
+        for t in [Truncation::To(0), Truncation::To(77), Truncation::Reset(9)] {
+            assert_eq!(decode_truncation(&encode_truncation(t)), Some(t));
+        }
+        let mut bad = encode_truncation(Truncation::To(5));
+        bad[4] ^= 1;
+        assert_eq!(decode_truncation(&bad), None);
+        assert_eq!(decode_truncation(&bad[..12]), None);
+        let mut neg = vec![0u8];
+        neg.extend_from_slice(&(-1i64).to_be_bytes());
+        let crc = crc32c::crc32c(&neg);
+        neg.extend_from_slice(&crc.to_be_bytes());
+        assert_eq!(decode_truncation(&neg), None);
     }
 }

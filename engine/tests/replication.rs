@@ -511,3 +511,322 @@ fn dma_a_missing_epoch_file_is_rebuilt_from_scanned_batches() {
         assert!(Path::new(&file).exists());
     });
 }
+
+/// A log of 40 batches of 1 to 3 records over several segments, led in
+/// epochs 1 (batches 0..10), 3 (10..25) and 4 (25..40); the base offset
+/// of every batch and the log end.
+async fn epoch_log(
+    disk: &Rc<SimDisk>,
+    cfg: LogConfig,
+) -> (Rc<PartitionLog<SimStorage>>, Vec<i64>, i64) {
+    let log = open_sim(disk, cfg).await;
+    let mut bases = Vec::new();
+    for i in 0..40u64 {
+        match i {
+            0 => log.become_leader(1).await.unwrap(),
+            10 => log.become_leader(3).await.unwrap(),
+            25 => log.become_leader(4).await.unwrap(),
+            _ => {}
+        }
+        let info = log
+            .append(batch(i, 1 + (i % 3) as i32, i as i64, 600))
+            .await
+            .unwrap();
+        bases.push(info.base_offset);
+    }
+    let end = log.log_end_offset();
+    assert!(log.segment_count() >= 4, "{} segments", log.segment_count());
+    (log, bases, end)
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 4096,
+        ..cfg()
+    }
+}
+
+/// Payload ids of the batches a log holds, checking their offsets are
+/// contiguous from its start.
+async fn ids(log: &PartitionLog<SimStorage>) -> Vec<u64> {
+    let mut next = log.log_start_offset();
+    let mut out = Vec::new();
+    for b in log_bytes(log).await {
+        let h = split(&b)[0].0;
+        assert_eq!(h.base_offset, next, "offsets contiguous");
+        next = h.last_offset() + 1;
+        out.push(id_of(&b));
+    }
+    assert_eq!(next, log.log_end_offset());
+    out
+}
+
+/// Truncation at a batch boundary, inside a batch and in an earlier
+/// segment: the batch holding the offset and every later one go, later
+/// segments' files with them, epochs starting at or after the new end go;
+/// a reopen (clean or after a power loss) finds the same log, and appends
+/// continue at the new end.
+#[test]
+fn truncation_removes_whole_batches_from_the_one_holding_the_offset() {
+    // Batch i holds 1 + i % 3 records: "inside" batches hold several.
+    for (target_batch, inside) in [
+        (33usize, false),
+        (31, true),
+        (14, true),
+        (10, false),
+        (4, true),
+    ] {
+        let disk = SimDisk::new();
+        let d = disk.clone();
+        run(async move {
+            let (log, bases, _) = epoch_log(&d, small_segments()).await;
+            let offset = bases[target_batch] + inside as i64;
+            let segments_before = log.segment_count();
+            let log = log.truncate_to(offset).await.unwrap();
+            let end = bases[target_batch];
+            assert_eq!(log.log_end_offset(), end);
+            assert_eq!(log.high_watermark(), end);
+            assert_eq!(
+                ids(&log).await,
+                (0..target_batch as u64).collect::<Vec<_>>()
+            );
+            assert!(log.segment_count() <= segments_before);
+            let logs = d
+                .files()
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .count();
+            assert_eq!(logs, log.segment_count(), "no segment file past the log");
+            let want: Vec<(i32, i64)> = [(1, 0), (3, bases[10]), (4, bases[25])]
+                .into_iter()
+                .filter(|(_, s)| *s < end)
+                .collect();
+            assert_eq!(pairs(&log.epoch_entries()), want);
+            assert_eq!(log.leader_epoch(), None, "a truncated log is a follower");
+            assert!(!d.files().iter().any(|p| p.ends_with("pending-truncation")));
+            // The same log after a clean reopen and after a power loss.
+            log.close().await.unwrap();
+            drop(log);
+            let log = open_sim(&d, small_segments()).await;
+            assert_eq!(log.log_end_offset(), end);
+            assert_eq!(pairs(&log.epoch_entries()), want);
+            drop(log);
+            d.crash(&mut SimRng::new(target_batch as u64));
+            let log = open_sim(&d, small_segments()).await;
+            assert_eq!(log.log_end_offset(), end);
+            assert_eq!(ids(&log).await.len(), target_batch);
+            // A follower goes on from there.
+            let info = log
+                .append_replicated(leader_batch(99, 2, end, 6))
+                .await
+                .unwrap();
+            assert_eq!(info.base_offset, end);
+            assert_eq!(log.epoch_for_offset(end), Some(6));
+        });
+    }
+}
+
+/// Truncating the whole log, or below its start, leaves it empty, starting
+/// at the offset asked (Kafka's truncateFullyAndStartAt below the start).
+#[test]
+fn truncation_of_the_whole_log() {
+    let disk = SimDisk::new();
+    let d = disk.clone();
+    run(async move {
+        let (log, _, _) = epoch_log(&d, small_segments()).await;
+        let log = log.truncate_to(0).await.unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+        assert!(log.epoch_entries().is_empty());
+        assert!(ids(&log).await.is_empty());
+        log.append_replicated(leader_batch(1, 1, 0, 2))
+            .await
+            .unwrap();
+        // A log that starts at 100 (a reset), truncated below it.
+        let log = log.reset_to(100).await.unwrap();
+        log.append_replicated(leader_batch(2, 3, 100, 3))
+            .await
+            .unwrap();
+        let log = log.truncate_to(40).await.unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 40));
+        assert!(log.epoch_entries().is_empty());
+        drop(log);
+        let log = open_sim(&d, small_segments()).await;
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (40, 40));
+    });
+}
+
+/// A follower whose leader's log starts past its end starts again there:
+/// empty, with no producer state and no epochs, durably.
+#[test]
+fn reset_starts_an_empty_log_at_the_offset() {
+    for offset in [7i64, 500] {
+        let disk = SimDisk::new();
+        let d = disk.clone();
+        run(async move {
+            let log = open_sim(&d, small_segments()).await;
+            let mut next = 0;
+            for seq in 0..4 {
+                let mut b = idem_batch(7, 0, seq, 3);
+                set_base_offset(&mut b, next);
+                set_partition_leader_epoch(&mut b, 2);
+                next = log.append_replicated(b).await.unwrap().last_offset + 1;
+            }
+            let log = log.reset_to(offset).await.unwrap();
+            assert_eq!(
+                (log.log_start_offset(), log.log_end_offset()),
+                (offset, offset)
+            );
+            assert!(log.epoch_entries().is_empty());
+            assert!(ids(&log).await.is_empty());
+            log.become_leader(3).await.unwrap();
+            // The producer is unknown: any sequence is taken.
+            let info = log.append(idem_batch(7, 0, 2, 1)).await.unwrap();
+            assert_eq!((info.base_offset, info.duplicate), (offset, false));
+            drop(log);
+            d.crash(&mut SimRng::new(offset as u64));
+            let log = open_sim(&d, small_segments()).await;
+            assert_eq!(log.log_start_offset(), offset);
+            assert_eq!(log.log_end_offset(), offset + 1);
+            assert_eq!(pairs(&log.epoch_entries()), [(3, offset)]);
+        });
+    }
+}
+
+/// After a truncation the producer state no longer knows the sequences of
+/// the batches removed: a leader takes them again as new batches, at the
+/// new end, and expects the sequence after the last one kept.
+#[test]
+fn truncation_forgets_the_removed_batches_sequences() {
+    let disk = SimDisk::new();
+    run(async move {
+        let log = open_sim(&disk, small_segments()).await;
+        let mut bases = Vec::new();
+        let mut next = 0;
+        for seq in 0..6 {
+            let mut b = idem_batch(7, 0, seq, 1);
+            set_base_offset(&mut b, next);
+            set_partition_leader_epoch(&mut b, 1);
+            bases.push(next);
+            next = log.append_replicated(b).await.unwrap().last_offset + 1;
+            // Other producers, so that segments roll between them.
+            let b = leader_batch_sized(seq as u64, 1, next, 1, 1500);
+            next = log.append_replicated(b).await.unwrap().last_offset + 1;
+        }
+        let log = log.truncate_to(bases[3]).await.unwrap();
+        log.become_leader(2).await.unwrap();
+        assert!(matches!(
+            log.append(idem_batch(7, 0, 4, 1)).await,
+            Err(AppendError::OutOfOrderSequence { expected: 3, .. })
+        ));
+        let retry = log.append(idem_batch(7, 0, 2, 1)).await.unwrap();
+        assert_eq!((retry.base_offset, retry.duplicate), (bases[2], true));
+        let again = log.append(idem_batch(7, 0, 3, 1)).await.unwrap();
+        assert_eq!((again.base_offset, again.duplicate), (bases[3], false));
+    });
+}
+
+/// At or past the log end nothing is cut: only epochs starting there go
+/// (a leader's epoch that wrote nothing), in place and durably.
+#[test]
+fn truncation_at_the_log_end_removes_only_epochs() {
+    let disk = SimDisk::new();
+    let d = disk.clone();
+    run(async move {
+        let (log, bases, end) = epoch_log(&d, small_segments()).await;
+        log.become_leader(6).await.unwrap();
+        assert_eq!(log.end_offset_for_epoch(6), (6, end));
+        let same = log.truncate_to(end).await.unwrap();
+        assert!(Rc::ptr_eq(&same, &log), "done in place");
+        assert_eq!(
+            pairs(&log.epoch_entries()),
+            [(1, 0), (3, bases[10]), (4, bases[25])]
+        );
+        assert_eq!(log.leader_epoch(), None);
+        assert!(epoch_file(&d).ends_with(&format!("4 {}\n", bases[25])));
+        let same = log.truncate_to(end + 10).await.unwrap();
+        assert!(Rc::ptr_eq(&same, &log));
+        assert_eq!(log.log_end_offset(), end);
+    });
+}
+
+/// A truncation recorded for a closed log is done by its next open, and a
+/// damaged request stops the open: guessing could bring back what a
+/// follower had to remove.
+#[test]
+fn a_recorded_truncation_is_done_by_the_next_open() {
+    let disk = SimDisk::new();
+    let d = disk.clone();
+    run(async move {
+        let (log, bases, _) = epoch_log(&d, small_segments()).await;
+        log.close().await.unwrap();
+        drop(log);
+        spindle_engine::record_truncation(
+            &d.storage(),
+            &dir(),
+            spindle_engine::Truncation::To(bases[20]),
+        )
+        .await
+        .unwrap();
+        let path = dir().join("pending-truncation");
+        let request = d.read_file(&path).unwrap();
+        let mut damaged = request.clone();
+        damaged[3] ^= 1;
+        d.write_file_durable(&path, damaged);
+        assert!(matches!(
+            PartitionLog::open_with(d.storage(), dir(), small_segments(), BatchCache::new(0)).await,
+            Err(spindle_engine::RecoveryError::Corrupt { .. })
+        ));
+        d.write_file_durable(&path, request);
+        let log = open_sim(&d, small_segments()).await;
+        assert_eq!(log.log_end_offset(), bases[20]);
+        assert!(d.read_file(&path).is_none());
+    });
+}
+
+/// On the real disk: the segment holding the offset is cut at the batch
+/// boundary, later segments and their indexes are gone, and the log
+/// reopens to the same end.
+#[test]
+fn dma_truncation_cuts_the_files() {
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = tmp.path().join("t-0");
+    run(async move {
+        let cfg = LogConfig {
+            segment_bytes_max: 16 << 10,
+            index_interval_bytes: 1024,
+            flush: FlushMode::Batch,
+            ..LogConfig::default()
+        };
+        let cache = BatchCache::new(0);
+        let log = PartitionLog::open(path.clone(), cfg.clone(), cache.clone())
+            .await
+            .unwrap();
+        log.become_leader(1).await.unwrap();
+        let mut bases = Vec::new();
+        for i in 0..60u64 {
+            bases.push(log.append(batch(i, 2, 1, 900)).await.unwrap().base_offset);
+        }
+        assert!(log.segment_count() >= 3);
+        let log = log.truncate_to(bases[9] + 1).await.unwrap();
+        assert_eq!(log.log_end_offset(), bases[9]);
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".log") || n.ends_with("index"))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["00000000000000000000.log"], "{names:?}");
+        let size = std::fs::metadata(path.join("00000000000000000000.log"))
+            .unwrap()
+            .len();
+        let batch_len = batch(0, 2, 1, 900).len() as u64;
+        assert_eq!(size, 9 * batch_len);
+        let all = read_all(&*log, 0, 1 << 20).await;
+        assert_eq!(all.len(), 9);
+        log.close().await.unwrap();
+        drop(log);
+        let log = PartitionLog::open(path, cfg, cache).await.unwrap();
+        assert_eq!(log.log_end_offset(), bases[9]);
+        assert_eq!(pairs(&log.epoch_entries()), [(1, 0)]);
+    });
+}

@@ -18,6 +18,7 @@
 //! - `retention.rs`: deleting whole segments from the front;
 //! - `replication.rs`: leader epochs (stamping, the epoch cache and its
 //!   queries) and a follower's appends;
+//! - `truncate.rs`: a follower's truncation and reset, done by a reopen;
 //! - `close.rs`: clean close and delete.
 
 mod append;
@@ -26,12 +27,14 @@ mod close;
 mod read;
 mod replication;
 mod retention;
+mod truncate;
 mod write_behind;
 mod write_round;
 mod zero_fill;
 
 pub use append::AppendInfo;
 pub use read::{FileRange, ReadChunk, ReadResult};
+pub use truncate::record_truncation;
 
 use crate::batch_cache::BatchCache;
 use crate::config::{FlushMode, LogConfig};
