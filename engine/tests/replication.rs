@@ -830,3 +830,39 @@ fn dma_truncation_cuts_the_files() {
         assert_eq!(pairs(&log.epoch_entries()), [(1, 0)]);
     });
 }
+
+/// After a truncation below the producer snapshot's offset, batches
+/// appended below that offset are still in the producer state after an
+/// unclean reopen: the truncation rewrote the snapshot at the new end (one
+/// left past it would make recovery skip them).
+#[test]
+fn producers_appended_after_a_truncation_survive_an_unclean_reopen() {
+    let disk = SimDisk::new();
+    let d = disk.clone();
+    run(async move {
+        let log = open_sim(&d, small_segments()).await;
+        let mut next = 0;
+        for seq in 0..8 {
+            let mut b = idem_batch(7, 0, seq, 1);
+            set_base_offset(&mut b, next);
+            set_partition_leader_epoch(&mut b, 1);
+            next = log.append_replicated(b).await.unwrap().last_offset + 1;
+        }
+        // The clean close writes the snapshot at the log end, 8.
+        log.close().await.unwrap();
+        drop(log);
+        let log = open_sim(&d, small_segments()).await;
+        let log = log.truncate_to(3).await.unwrap();
+        log.become_leader(2).await.unwrap();
+        // Unlike the batches removed: three records in one batch.
+        let info = log.append(idem_batch(7, 0, 3, 3)).await.unwrap();
+        assert_eq!(info.base_offset, 3);
+        log.append(idem_batch(7, 0, 6, 1)).await.unwrap();
+        drop(log); // unclean
+        let log = open_sim(&d, small_segments()).await;
+        let retry = log.append(idem_batch(7, 0, 3, 3)).await.unwrap();
+        assert_eq!((retry.base_offset, retry.duplicate), (3, true));
+        let info = log.append(idem_batch(7, 0, 7, 1)).await.unwrap();
+        assert_eq!((info.base_offset, info.duplicate), (7, false));
+    });
+}
