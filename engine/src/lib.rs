@@ -4,8 +4,10 @@
 //! A [`PartitionLog`] lives on one glommio executor (shard) and is shared
 //! by that shard's tasks as `Rc<PartitionLog>`. File I/O goes through the
 //! [`storage`] seam: [`DmaStorage`] in production, [`storage::SimStorage`]
-//! for crash and fault tests. See `engine/README.md` for the module map and
-//! what is durable when.
+//! for crash and fault tests. Replication's side of a log (leader epochs,
+//! a follower's appends, truncation) is in `log/replication.rs` and
+//! `log/truncate.rs`. See `engine/README.md` for the module map, the
+//! replication API and what is durable when.
 
 pub mod batch;
 pub mod batch_cache;

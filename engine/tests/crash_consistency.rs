@@ -104,13 +104,7 @@ fn follower_crash_consistency_over_many_seeds() {
                 test: "follower crash-consistency",
                 seed,
             };
-            let s = follower_seed(seed).await;
-            t.leader_terms += s.leader_terms;
-            t.replicated += s.replicated;
-            t.truncations += s.truncations;
-            t.cuts += s.cuts;
-            t.resets += s.resets;
-            t.interrupted += s.interrupted;
+            t += follower_seed(seed).await;
         }
         t
     });

@@ -187,12 +187,7 @@ fn follower_survives_faults_reopens_and_power_loss() {
                 seed,
             };
             let (s, p) = follower_seed(seed).await;
-            t.leader_terms += s.leader_terms;
-            t.replicated += s.replicated;
-            t.truncations += s.truncations;
-            t.cuts += s.cuts;
-            t.resets += s.resets;
-            t.interrupted += s.interrupted;
+            t += s;
             poisonings += p;
         }
         (t, poisonings)

@@ -205,6 +205,18 @@ fn leader_batch_sized(id: u64, count: i32, base: i64, epoch: i32, extra: usize) 
     b
 }
 
+/// Replicates a batch of producer 7 (epoch 0) with `count` records from
+/// `seq`, as a leader of `epoch` wrote it at the log end; returns its
+/// base offset.
+async fn replicate_idem(log: &PartitionLog<SimStorage>, seq: i32, count: i32, epoch: i32) -> i64 {
+    let base = log.log_end_offset();
+    let mut b = idem_batch(7, 0, seq, count);
+    set_base_offset(&mut b, base);
+    set_partition_leader_epoch(&mut b, epoch);
+    log.append_replicated(b).await.unwrap();
+    base
+}
+
 fn pairs(entries: &[EpochEntry]) -> Vec<(i32, i64)> {
     entries.iter().map(|e| (e.epoch, e.start_offset)).collect()
 }
@@ -400,13 +412,10 @@ fn a_follower_learns_idempotent_producers_from_replicated_batches() {
     let disk = SimDisk::new();
     run(async move {
         let log = open_sim(&disk, cfg()).await;
-        let mut next = 0;
         for seq in [0, 1, 2, 3] {
-            let mut b = idem_batch(7, 0, seq, 2);
-            set_base_offset(&mut b, next);
-            set_partition_leader_epoch(&mut b, 4);
-            next = log.append_replicated(b).await.unwrap().last_offset + 1;
+            replicate_idem(&log, seq, 2, 4).await;
         }
+        let next = log.log_end_offset();
         // Out of order for a leader, but the leader decided: taken.
         let mut odd = idem_batch(7, 0, 9, 1);
         set_base_offset(&mut odd, next);
@@ -664,12 +673,8 @@ fn reset_starts_an_empty_log_at_the_offset() {
         let d = disk.clone();
         run(async move {
             let log = open_sim(&d, small_segments()).await;
-            let mut next = 0;
             for seq in 0..4 {
-                let mut b = idem_batch(7, 0, seq, 3);
-                set_base_offset(&mut b, next);
-                set_partition_leader_epoch(&mut b, 2);
-                next = log.append_replicated(b).await.unwrap().last_offset + 1;
+                replicate_idem(&log, seq * 3, 3, 2).await;
             }
             let log = log.reset_to(offset).await.unwrap();
             assert_eq!(
@@ -701,16 +706,11 @@ fn truncation_forgets_the_removed_batches_sequences() {
     run(async move {
         let log = open_sim(&disk, small_segments()).await;
         let mut bases = Vec::new();
-        let mut next = 0;
         for seq in 0..6 {
-            let mut b = idem_batch(7, 0, seq, 1);
-            set_base_offset(&mut b, next);
-            set_partition_leader_epoch(&mut b, 1);
-            bases.push(next);
-            next = log.append_replicated(b).await.unwrap().last_offset + 1;
+            bases.push(replicate_idem(&log, seq, 1, 1).await);
             // Other producers, so that segments roll between them.
-            let b = leader_batch_sized(seq as u64, 1, next, 1, 1500);
-            next = log.append_replicated(b).await.unwrap().last_offset + 1;
+            let b = leader_batch_sized(seq as u64, 1, log.log_end_offset(), 1, 1500);
+            log.append_replicated(b).await.unwrap();
         }
         let log = log.truncate_to(bases[3]).await.unwrap();
         log.become_leader(2).await.unwrap();
@@ -841,12 +841,8 @@ fn producers_appended_after_a_truncation_survive_an_unclean_reopen() {
     let d = disk.clone();
     run(async move {
         let log = open_sim(&d, small_segments()).await;
-        let mut next = 0;
         for seq in 0..8 {
-            let mut b = idem_batch(7, 0, seq, 1);
-            set_base_offset(&mut b, next);
-            set_partition_leader_epoch(&mut b, 1);
-            next = log.append_replicated(b).await.unwrap().last_offset + 1;
+            replicate_idem(&log, seq, 1, 1).await;
         }
         // The clean close writes the snapshot at the log end, 8.
         log.close().await.unwrap();

@@ -95,6 +95,17 @@ pub struct Stats {
     pub interrupted: u64,
 }
 
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.leader_terms += o.leader_terms;
+        self.replicated += o.replicated;
+        self.truncations += o.truncations;
+        self.cuts += o.cuts;
+        self.resets += o.resets;
+        self.interrupted += o.interrupted;
+    }
+}
+
 #[derive(Default)]
 pub struct ReplicaModel {
     pub next_id: u64,
