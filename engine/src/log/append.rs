@@ -139,7 +139,7 @@ impl<S: Storage> PartitionLog<S> {
         let mut next = st.next_offset;
         let mut filled = false;
         for (pos, h) in parsed {
-            assert_eq!(h.base_offset, next, "batches are copied in offset order");
+            debug_assert_eq!(h.base_offset, next, "batches are copied in offset order");
             let len = h.total_len();
             let slice = bytes.slice(pos..pos + len as usize);
             let seg = self.active_segment(st, next, len, now);

@@ -84,6 +84,15 @@ impl<S: Storage> PartitionLog<S> {
         if let Err(e) = self.close().await {
             tracing::warn!(dir = %self.dir.display(), error = %e, "closing before a truncation failed");
         }
+        // Another task's close may still be under way: the request must
+        // not race its writes.
+        loop {
+            let wait = self.writer_signal.wait();
+            if self.st.borrow().closed {
+                break;
+            }
+            wait.await;
+        }
         record_truncation(&self.storage, &self.dir, t)
             .await
             .map_err(RecoveryError::io(&self.dir))?;
