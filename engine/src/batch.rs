@@ -5,7 +5,9 @@
 //! opaque-payload batches that tests and benchmarks append.
 
 use spindle_codec::batch::{seal_crc, BatchError, MAGIC_V2};
-pub use spindle_codec::batch::{set_base_offset, BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD};
+pub use spindle_codec::batch::{
+    set_base_offset, set_partition_leader_epoch, BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD,
+};
 
 use crate::error::AppendError;
 

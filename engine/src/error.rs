@@ -35,6 +35,11 @@ pub enum AppendError {
         current: i16,
         got: i16,
     },
+    /// A follower's batches do not continue its log: the first must start
+    /// at the log end offset and each the offset after the one before
+    /// (Kafka's UnexpectedAppendOffsetException).
+    #[error("replicated batch starts at offset {got}, expected {expected}")]
+    OffsetMismatch { expected: i64, got: i64 },
 }
 
 /// Why a read failed.

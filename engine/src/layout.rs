@@ -13,9 +13,15 @@
 //!   ([`encode_producer_snapshot`]);
 //! - [`CLEAN_SHUTDOWN_FILE`]: written last by a clean close, removed by
 //!   open; while it is there the segments need no scan;
+//! - [`LEADER_EPOCH_FILE`]: the leader-epoch cache in Kafka's text format
+//!   ([`encode_leader_epochs`]);
+//! - [`PENDING_TRUNCATION_FILE`]: a truncation asked of a closed log, done
+//!   by the next open ([`encode_truncation`]); present only between the
+//!   two;
 //! - transiently, `*.tmp`: a small file being replaced, removed by open.
 
 use crate::constants::PRODUCER_BATCHES_KEPT;
+use crate::leader_epoch::{EpochEntry, LeaderEpochCache};
 use crate::producer_state::{BatchMeta, ProducerEntry, ProducerState};
 use crate::segment_appender::align_up;
 use crate::storage::{IoBuf, Storage, StorageFile};
@@ -33,6 +39,9 @@ pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 pub(crate) const CLEAN_SHUTDOWN_MARKER: &[u8] = b"";
 pub(crate) const CHECKPOINT_FILE: &str = "recovery-point";
 pub(crate) const SNAPSHOT_FILE: &str = "producer.snapshot";
+/// Kafka's name, so that its tools recognise it.
+pub(crate) const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
+pub(crate) const PENDING_TRUNCATION_FILE: &str = "pending-truncation";
 
 /// Extension of the temporary file a small file is replaced through.
 const TMP_EXTENSION: &str = "tmp";
@@ -72,6 +81,95 @@ pub(crate) fn decode_checkpoint(b: &[u8]) -> Option<i64> {
     let off = i64::from_be_bytes(b[..8].try_into().ok()?);
     let crc = u32::from_be_bytes(b[8..].try_into().ok()?);
     (crc32c::crc32c(&b[..8]) == crc).then_some(off)
+}
+
+/// Version of Kafka's leader-epoch checkpoint format.
+const LEADER_EPOCH_FORMAT_VERSION: u32 = 0;
+
+/// Kafka's `leader-epoch-checkpoint` text format: a version line (`0`), a
+/// count line, then one `epoch startOffset` line per entry.
+pub(crate) fn encode_leader_epochs(cache: &LeaderEpochCache) -> Vec<u8> {
+    let mut s = format!("{LEADER_EPOCH_FORMAT_VERSION}\n{}\n", cache.entries().len());
+    for e in cache.entries() {
+        s.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
+    }
+    s.into_bytes()
+}
+
+/// Decodes a leader-epoch checkpoint; `None` if it is not one (a wrong
+/// version or count, a malformed line, entries out of order).
+pub(crate) fn decode_leader_epochs(b: &[u8]) -> Option<LeaderEpochCache> {
+    let text = std::str::from_utf8(b).ok()?;
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    if lines.next()?.parse::<u32>().ok()? != LEADER_EPOCH_FORMAT_VERSION {
+        return None;
+    }
+    let count: usize = lines.next()?.parse().ok()?;
+    let mut entries = Vec::new();
+    for line in lines {
+        let mut f = line.split_whitespace();
+        let epoch = f.next()?.parse().ok()?;
+        let start_offset = f.next()?.parse().ok()?;
+        if f.next().is_some() || entries.len() == count {
+            return None;
+        }
+        entries.push(EpochEntry {
+            epoch,
+            start_offset,
+        });
+    }
+    if entries.len() != count {
+        return None;
+    }
+    LeaderEpochCache::from_entries(entries)
+}
+
+/// What a closed log is asked to remove, done by its next open (the open
+/// that finds [`PENDING_TRUNCATION_FILE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// Remove the batch holding this offset and every later one (a
+    /// follower whose log diverged from its leader's). If the log starts
+    /// after it, everything goes and the log starts again at this offset.
+    To(i64),
+    /// Remove everything; the log starts again at this offset (a follower
+    /// whose leader's log starts past its end).
+    Reset(i64),
+}
+
+impl Truncation {
+    pub fn offset(self) -> i64 {
+        match self {
+            Truncation::To(o) | Truncation::Reset(o) => o,
+        }
+    }
+}
+
+/// Pending truncation format: kind u8 (0 to, 1 reset), offset i64, CRC-32C
+/// of both (u32). Big-endian.
+pub(crate) fn encode_truncation(t: Truncation) -> Vec<u8> {
+    let kind = match t {
+        Truncation::To(_) => 0u8,
+        Truncation::Reset(_) => 1,
+    };
+    let mut b = vec![kind];
+    b.extend_from_slice(&t.offset().to_be_bytes());
+    let crc = crc32c::crc32c(&b);
+    b.extend_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The pending truncation; `None` if damaged.
+pub(crate) fn decode_truncation(b: &[u8]) -> Option<Truncation> {
+    if b.len() != 13 || crc32c::crc32c(&b[..9]) != u32::from_be_bytes(b[9..].try_into().ok()?) {
+        return None;
+    }
+    let offset = i64::from_be_bytes(b[1..9].try_into().ok()?);
+    match (b[0], offset >= 0) {
+        (0, true) => Some(Truncation::To(offset)),
+        (1, true) => Some(Truncation::Reset(offset)),
+        _ => None,
+    }
 }
 
 /// Snapshot format: offset i64, count u32, then per producer: id i64,
@@ -227,7 +325,12 @@ mod tests {
 
     #[test]
     fn temp_names_are_the_replacements() {
-        for f in [CHECKPOINT_FILE, SNAPSHOT_FILE] {
+        for f in [
+            CHECKPOINT_FILE,
+            SNAPSHOT_FILE,
+            LEADER_EPOCH_FILE,
+            PENDING_TRUNCATION_FILE,
+        ] {
             let tmp = Path::new("/d").join(f).with_extension(TMP_EXTENSION);
             let name = tmp.file_name().and_then(|n| n.to_str()).unwrap_or("");
             assert!(is_temp_name(name), "{name}");
@@ -244,5 +347,52 @@ mod tests {
         bad[7] ^= 1;
         assert_eq!(decode_checkpoint(&bad), None);
         assert_eq!(decode_checkpoint(&b[..11]), None);
+    }
+
+    #[test]
+    fn leader_epochs_round_trip_in_kafkas_format() {
+        let mut c = LeaderEpochCache::default();
+        c.assign(0, 0);
+        c.assign(3, 150);
+        let b = encode_leader_epochs(&c);
+        assert_eq!(b, b"0\n2\n0 0\n3 150\n");
+        assert_eq!(decode_leader_epochs(&b), Some(c));
+        let empty = encode_leader_epochs(&LeaderEpochCache::default());
+        assert_eq!(empty, b"0\n0\n");
+        assert_eq!(
+            decode_leader_epochs(&empty),
+            Some(LeaderEpochCache::default())
+        );
+        // Kafka's reader splits on any white space.
+        assert!(decode_leader_epochs(b"0\r\n1\r\n2   7\r\n").is_some());
+        for bad in [
+            &b"1\n0\n"[..],
+            b"0\n2\n0 0\n",
+            b"0\n1\n0 0\n1 5\n",
+            b"0\n1\n0\n",
+            b"0\n1\n0 0 0\n",
+            b"0\n2\n3 0\n1 5\n",
+            b"0\n1\nx 0\n",
+            b"",
+            b"\xff",
+        ] {
+            assert_eq!(decode_leader_epochs(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pending_truncation_round_trips_and_detects_damage() {
+        for t in [Truncation::To(0), Truncation::To(77), Truncation::Reset(9)] {
+            assert_eq!(decode_truncation(&encode_truncation(t)), Some(t));
+        }
+        let mut bad = encode_truncation(Truncation::To(5));
+        bad[4] ^= 1;
+        assert_eq!(decode_truncation(&bad), None);
+        assert_eq!(decode_truncation(&bad[..12]), None);
+        let mut neg = vec![0u8];
+        neg.extend_from_slice(&(-1i64).to_be_bytes());
+        let crc = crc32c::crc32c(&neg);
+        neg.extend_from_slice(&crc.to_be_bytes());
+        assert_eq!(decode_truncation(&neg), None);
     }
 }

@@ -4,8 +4,10 @@
 //! A [`PartitionLog`] lives on one glommio executor (shard) and is shared
 //! by that shard's tasks as `Rc<PartitionLog>`. File I/O goes through the
 //! [`storage`] seam: [`DmaStorage`] in production, [`storage::SimStorage`]
-//! for crash and fault tests. See `engine/README.md` for the module map and
-//! what is durable when.
+//! for crash and fault tests. Replication's side of a log (leader epochs,
+//! a follower's appends, truncation) is in `log/replication.rs` and
+//! `log/truncate.rs`. See `engine/README.md` for the module map, the
+//! replication API and what is durable when.
 
 pub mod batch;
 pub mod batch_cache;
@@ -14,6 +16,7 @@ pub mod constants;
 pub mod error;
 mod join;
 mod layout;
+pub mod leader_epoch;
 mod log;
 pub mod producer_state;
 mod recovery;
@@ -28,6 +31,8 @@ pub use batch::BatchHeader;
 pub use batch_cache::{BatchCache, CacheStats};
 pub use config::{FlushMode, LogConfig, ParseFlushModeError};
 pub use error::{AppendError, ReadError, RecoveryError};
-pub use log::{AppendInfo, FileRange, PartitionLog, ReadChunk, ReadResult};
+pub use layout::Truncation;
+pub use leader_epoch::{EpochEntry, LeaderEpochCache};
+pub use log::{record_truncation, AppendInfo, FileRange, PartitionLog, ReadChunk, ReadResult};
 pub use storage::{DmaStorage, Storage};
 pub use write_budget::WriteBudget;

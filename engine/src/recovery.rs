@@ -1,23 +1,38 @@
 //! Opening a partition directory: finds segments, trusts what a clean
 //! shutdown or a checkpoint vouches for, scans the rest batch by batch with
-//! CRC checks, truncates a torn tail, rebuilds missing or stale indexes and
-//! the idempotent-producer state.
+//! CRC checks, truncates a torn tail, rebuilds missing or stale indexes, the
+//! idempotent-producer state and the leader-epoch cache; and carries out a
+//! truncation that a closed log was asked for (`PENDING_TRUNCATION_FILE`).
 //!
 //! Invariants relied on (kept by the appender and the write round):
 //! - every segment but the last is whole: it was finalized (truncated,
 //!   synced) before the next segment's file was created;
 //! - the checkpoint file names an offset below which every segment is
 //!   finalized with its indexes on disk;
-//! - the producer snapshot records the state as of its offset.
+//! - the producer snapshot records the state as of its offset;
+//! - the leader-epoch file holds the epoch of every batch below the
+//!   checkpoint (a write round writes it before the data it took), so only
+//!   the batches scanned can add to it.
+//!
+//! A pending truncation is redone from the start by every open until one
+//! finishes it, so a crash at any step leaves the old log or the truncated
+//! one: segments wholly past it are removed first (newest first, so any
+//! part of that which survives leaves a prefix of the log), then the last
+//! segment is cut at a batch boundary and synced, then the producer
+//! snapshot, checkpoint and epoch file follow, and only then is the
+//! request removed, before anything can be appended.
 
 use crate::config::LogConfig;
 use crate::constants::{RECOVERY_PROGRESS_BYTES, RECOVERY_READ_BYTES, TAIL_PROBE_BYTES};
 use crate::error::RecoveryError;
 use crate::layout::{
-    decode_checkpoint, decode_producer_snapshot, is_temp_name, parse_log_name, read_file,
-    write_file, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, INDEX_SUFFIX, SNAPSHOT_FILE,
-    TIME_INDEX_SUFFIX,
+    decode_checkpoint, decode_leader_epochs, decode_producer_snapshot, decode_truncation,
+    encode_checkpoint, encode_leader_epochs, encode_producer_snapshot, is_temp_name,
+    parse_log_name, read_file, segment_path, write_file, write_file_atomic, Truncation,
+    CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, INDEX_SUFFIX, LEADER_EPOCH_FILE, LOG_SUFFIX,
+    PENDING_TRUNCATION_FILE, SNAPSHOT_FILE, TIME_INDEX_SUFFIX,
 };
+use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::ProducerState;
 use crate::segment::{now_ms, ScanEnd, Scanner, Segment, SegmentState};
 use crate::segment_appender::{align_down, SegmentAppender};
@@ -31,6 +46,7 @@ pub(crate) struct Recovered<S: Storage> {
     pub log_start_offset: i64,
     pub next_offset: i64,
     pub producers: ProducerState,
+    pub epochs: LeaderEpochCache,
 }
 
 struct Progress {
@@ -70,7 +86,16 @@ pub(crate) async fn recover<S: Storage>(
     }
     let mut bases: Vec<i64> = names.iter().filter_map(|n| parse_log_name(n)).collect();
     bases.sort_unstable();
-    let clean = names.iter().any(|n| n == CLEAN_SHUTDOWN_FILE);
+    let marker = names.iter().any(|n| n == CLEAN_SHUTDOWN_FILE);
+    let pending = read_pending_truncation(storage, dir).await?;
+    let mut wiped = false;
+    if let Some(t) = pending {
+        tracing::info!(dir = %dir.display(), truncation = ?t, "carrying out a pending truncation");
+        (bases, wiped) = remove_truncated_segments(storage, dir, t, bases, marker).await?;
+    }
+    // A truncation leaves the last segment to be scanned and cut.
+    let clean = marker && pending.is_none();
+    let cut = pending.map(Truncation::offset);
     let cp_path = dir.join(CHECKPOINT_FILE);
     let checkpoint = read_file(storage, &cp_path)
         .await
@@ -82,9 +107,23 @@ pub(crate) async fn recover<S: Storage>(
         .map_err(RecoveryError::io(&snap_path))?
         .and_then(|b| decode_producer_snapshot(&b));
     let have_snapshot = snapshot.is_some();
+    let ep_path = dir.join(LEADER_EPOCH_FILE);
+    let ep_bytes = read_file(storage, &ep_path)
+        .await
+        .map_err(RecoveryError::io(&ep_path))?;
+    let epochs_on_disk = ep_bytes.as_deref().map(decode_leader_epochs);
+    // A damaged epoch file (it is replaced atomically, so only the device
+    // can damage it) is rebuilt from every batch.
+    let rebuild_epochs = matches!(epochs_on_disk, Some(None));
+    if rebuild_epochs {
+        tracing::warn!(path = %ep_path.display(), "damaged leader-epoch file; rebuilding it from every segment");
+    }
+    let mut epochs = epochs_on_disk.clone().flatten().unwrap_or_default();
     let (snapshot_offset, mut producers) = snapshot.unwrap_or((i64::MIN, ProducerState::default()));
     // Segments from this index on are scanned in full.
-    let first_unverified = if clean {
+    let first_unverified = if rebuild_epochs {
+        0
+    } else if clean {
         bases.len()
     } else {
         checkpoint
@@ -102,6 +141,7 @@ pub(crate) async fn recover<S: Storage>(
     let mut segments = Vec::with_capacity(bases.len());
     // Bytes of torn or corrupt tails cut (not unwritten preallocation).
     let mut truncated_bytes = 0u64;
+    let mut requested_cut = false;
     for (i, &base) in bases.iter().enumerate() {
         let last = i + 1 == bases.len();
         let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
@@ -152,6 +192,10 @@ pub(crate) async fn recover<S: Storage>(
                                 break Some((pos, "index entry does not match its batch".into()));
                             }
                         }
+                        if last && cut.is_some_and(|c| h.last_offset() >= c) {
+                            requested_cut = true;
+                            break Some((pos, "truncation requested".into()));
+                        }
                         if h.last_offset() >= next_base {
                             break Some((
                                 pos,
@@ -165,6 +209,7 @@ pub(crate) async fn recover<S: Storage>(
                         if full && h.base_offset >= snapshot_offset {
                             producers.record(&h);
                         }
+                        epochs.observe_batch(h.partition_leader_epoch, h.base_offset);
                     }
                     Ok(None) => break None,
                     Err(ScanEnd::Invalid { position, reason }) => break Some((position, reason)),
@@ -205,7 +250,9 @@ pub(crate) async fn recover<S: Storage>(
                 });
             }
             let dropped = file_size - position;
-            if never_written(&file, position).await {
+            if requested_cut {
+                tracing::info!(segment = %seg.log_path.display(), position, dropped_bytes = dropped, "truncating as requested");
+            } else if never_written(&file, position).await {
                 // Preallocated or zero-filled space after the last batch:
                 // no data is lost, so no warning.
                 tracing::debug!(segment = %seg.log_path.display(), position, dropped_bytes = dropped, "dropping the log's unwritten tail");
@@ -261,7 +308,23 @@ pub(crate) async fn recover<S: Storage>(
         segments.push(Rc::new(seg));
     }
     let next_offset = segments.last().map_or(0, |s| s.st.borrow().next_offset);
+    let log_start_offset = bases.first().copied().unwrap_or(0);
     producers.truncate_from(next_offset);
+    epochs.truncate_from_end(next_offset);
+    epochs.truncate_from_start(log_start_offset);
+    if wiped {
+        // Kafka's truncateFullyAndStartAt: nothing of the old log is left.
+        producers = ProducerState::default();
+        epochs.clear();
+    }
+    if epochs_on_disk.flatten().unwrap_or_default() != epochs || rebuild_epochs {
+        write_file_atomic(storage, dir, &ep_path, &encode_leader_epochs(&epochs))
+            .await
+            .map_err(RecoveryError::io(&ep_path))?;
+    }
+    if pending.is_some() {
+        finish_truncation(storage, dir, checkpoint, &producers, next_offset).await?;
+    }
     if !clean {
         tracing::info!(
             dir = %dir.display(),
@@ -290,11 +353,121 @@ pub(crate) async fn recover<S: Storage>(
             .map_err(RecoveryError::io(dir))?;
     }
     Ok(Recovered {
-        log_start_offset: bases.first().copied().unwrap_or(0),
+        log_start_offset,
         segments,
         next_offset,
         producers,
+        epochs,
     })
+}
+
+/// The truncation a closed log was asked for, if any. A damaged request is
+/// refused: guessing could bring back what a follower had to remove.
+async fn read_pending_truncation<S: Storage>(
+    storage: &S,
+    dir: &Path,
+) -> Result<Option<Truncation>, RecoveryError> {
+    let path = dir.join(PENDING_TRUNCATION_FILE);
+    let Some(b) = read_file(storage, &path)
+        .await
+        .map_err(RecoveryError::io(&path))?
+    else {
+        return Ok(None);
+    };
+    match decode_truncation(&b) {
+        Some(t) => Ok(Some(t)),
+        None => Err(RecoveryError::Corrupt {
+            segment: path,
+            position: 0,
+            reason: "damaged pending truncation".into(),
+        }),
+    }
+}
+
+/// The first step of a pending truncation: removes the segments it drops
+/// whole, newest first; creates an empty segment where the log starts
+/// again if none is left; removes the indexes of the segment left last
+/// (the cut may remove what they point at, and the last segment is
+/// scanned in full) and the clean-shutdown marker. Returns the segments
+/// left and whether the whole log went.
+async fn remove_truncated_segments<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    t: Truncation,
+    bases: Vec<i64>,
+    marker: bool,
+) -> Result<(Vec<i64>, bool), RecoveryError> {
+    let at = t.offset();
+    let keep = |b: i64| match t {
+        Truncation::To(o) => b <= o,
+        Truncation::Reset(o) => b == o,
+    };
+    for &b in bases.iter().rev().filter(|b| !keep(**b)) {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            remove_if_present(storage, &segment_path(dir, b, suffix)).await?;
+        }
+    }
+    let mut kept: Vec<i64> = bases.into_iter().filter(|b| keep(*b)).collect();
+    let wiped = matches!(t, Truncation::Reset(_)) || kept.is_empty();
+    if kept.is_empty() {
+        let path = segment_path(dir, at, LOG_SUFFIX);
+        storage
+            .open(&path, true)
+            .await
+            .map_err(RecoveryError::io(&path))?;
+        kept.push(at);
+    }
+    if let Some(&last) = kept.last() {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            remove_if_present(storage, &segment_path(dir, last, suffix)).await?;
+        }
+    }
+    if marker {
+        remove_if_present(storage, &dir.join(CLEAN_SHUTDOWN_FILE)).await?;
+    }
+    storage
+        .sync_dir(dir)
+        .await
+        .map_err(RecoveryError::io(dir))?;
+    Ok((kept, wiped))
+}
+
+/// The last steps of a pending truncation, once the data is cut and
+/// synced: the producer snapshot and the checkpoint may name offsets past
+/// the new end, and a snapshot past the end would hide the producers of
+/// batches appended later below its offset; then the request goes.
+async fn finish_truncation<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    checkpoint: Option<i64>,
+    producers: &ProducerState,
+    next_offset: i64,
+) -> Result<(), RecoveryError> {
+    let snap_path = dir.join(SNAPSHOT_FILE);
+    write_file_atomic(
+        storage,
+        dir,
+        &snap_path,
+        &encode_producer_snapshot(producers, next_offset),
+    )
+    .await
+    .map_err(RecoveryError::io(&snap_path))?;
+    if checkpoint.is_some_and(|cp| cp > next_offset) {
+        let cp_path = dir.join(CHECKPOINT_FILE);
+        write_file_atomic(storage, dir, &cp_path, &encode_checkpoint(next_offset))
+            .await
+            .map_err(RecoveryError::io(&cp_path))?;
+    }
+    let path = dir.join(PENDING_TRUNCATION_FILE);
+    remove_if_present(storage, &path).await?;
+    storage.sync_dir(dir).await.map_err(RecoveryError::io(dir))
+}
+
+async fn remove_if_present<S: Storage>(storage: &S, path: &Path) -> Result<(), RecoveryError> {
+    match storage.remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RecoveryError::io(path)(e)),
+        _ => Ok(()),
+    }
 }
 
 async fn load_indexes<S: Storage>(

@@ -14,12 +14,21 @@
 //! acknowledged, including retries acknowledged as duplicates of batches
 //! that recovery found. Replay one
 //! seed with SPINDLE_CRASH_SEED=N; SPINDLE_CRASH_SEEDS sets how many run.
+//!
+//! The follower test runs the same faults, reopens and power losses under
+//! a replica whose leadership moves (`common/replica_model.rs`): a fault
+//! may hit a leader's append, a follower's append, or any step of a
+//! truncation or reset (closing, recording it, the reopen that carries it
+//! out); the broker's reopen then finishes it.
 
 mod common;
+#[path = "common/replica_model.rs"]
+mod replica_model;
 #[path = "common/sim_model.rs"]
 mod sim_model;
 
 use common::run;
+use replica_model::{ReplicaModel, Stats};
 use sim_model::*;
 use spindle_engine::storage::sim::SimRng;
 use spindle_engine::storage::{SimDisk, SimStorage};
@@ -164,4 +173,80 @@ async fn one_seed(seed: u64) -> (Model, Faults) {
         .expect("model still shared")
         .into_inner();
     (model, faults)
+}
+
+#[test]
+fn follower_survives_faults_reopens_and_power_loss() {
+    let (start, count) = seeds(1000);
+    let (t, poisonings) = run(async move {
+        let mut t = Stats::default();
+        let mut poisonings = 0;
+        for seed in start..start + count {
+            let _guard = SeedGuard {
+                test: "follower fault/reopen",
+                seed,
+            };
+            let (s, p) = follower_seed(seed).await;
+            t += s;
+            poisonings += p;
+        }
+        (t, poisonings)
+    });
+    eprintln!("{count} seeds: {poisonings} failed operations, {t:?}");
+    if count >= 100 {
+        assert!(poisonings > count / 2, "too few faults: {poisonings}");
+        assert!(
+            t.interrupted > count / 20,
+            "too few faults during truncations"
+        );
+        assert!(t.cuts > count / 4 && t.resets > 0);
+    }
+}
+
+async fn follower_seed(seed: u64) -> (Stats, u64) {
+    let mut rng = SimRng::new(seed.wrapping_mul(0x9E37_79B9));
+    let disk = SimDisk::with_delays(seed);
+    let dir = PathBuf::from("/data/topic-0");
+    let cfg = config(&mut rng);
+    let model = Rc::new(RefCell::new(ReplicaModel::default()));
+    let mut failures = 0;
+    let mut log = open(&disk, &dir, &cfg).await;
+    for _round in 0..ROUNDS {
+        replica_model::verify(&log, &model).await;
+        match rng.below(3) {
+            0 => disk.fail_writes_after(rng.below(60)),
+            1 => disk.fail_syncs_after(rng.below(20)),
+            _ => {}
+        }
+        let phases = 1 + rng.below(4);
+        let (l, failed) = replica_model::drive(log, model.clone(), phases, rng.next_u64()).await;
+        log = l;
+        if failed || log.is_poisoned() {
+            failures += 1;
+            // Sometimes the fault outlasts the first reopen attempt.
+            if rng.below(2) == 0 {
+                disk.heal();
+            }
+            // A poisoned log does not close cleanly; one a truncation
+            // closed is closed already.
+            let _ = log.close().await;
+            drop(log);
+            log = open(&disk, &dir, &cfg).await;
+            replica_model::verify(&log, &model).await;
+        }
+        disk.heal();
+        if rng.below(3) == 0 {
+            drop(log);
+            disk.crash(&mut rng);
+            log = open(&disk, &dir, &cfg).await;
+        }
+    }
+    replica_model::verify(&log, &model).await;
+    drop(log);
+    disk.crash(&mut rng);
+    let log = open(&disk, &dir, &cfg).await;
+    replica_model::verify(&log, &model).await;
+    drop(log);
+    let stats = model.borrow().stats;
+    (stats, failures)
 }

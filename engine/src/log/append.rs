@@ -5,7 +5,7 @@
 //! span.
 
 use super::{LogState, PartitionLog};
-use crate::batch::{set_base_offset, validate_batches, BatchHeader};
+use crate::batch::{set_base_offset, set_partition_leader_epoch, validate_batches, BatchHeader};
 use crate::config::FlushMode;
 use crate::constants::{BATCH_BYTES_MAX, REACTOR_YIELD};
 use crate::error::AppendError;
@@ -31,43 +31,46 @@ pub struct AppendInfo {
 
 impl<S: Storage> PartitionLog<S> {
     /// Appends one or more concatenated batches; see the crate docs for the
-    /// contract. Offsets are assigned before the first await.
+    /// contract. Offsets are assigned before the first await. After
+    /// [`PartitionLog::become_leader`] every batch also carries that
+    /// leader epoch.
     pub async fn append(&self, mut batches: BytesMut) -> Result<AppendInfo, AppendError> {
         let (target, info, filled) = self.append_sync(&mut batches)?;
+        self.acknowledge(target, filled).await?;
+        Ok(info)
+    }
+
+    /// Returns when an append whose batches end before `target` may be
+    /// acknowledged under the flush mode; `filled` says whether it filled
+    /// a write buffer.
+    pub(super) async fn acknowledge(&self, target: i64, filled: bool) -> Result<(), AppendError> {
         let batch_mode = self.st.borrow().cfg.flush == FlushMode::Batch;
         if batch_mode {
-            self.sync_to(target).await?;
-        } else {
-            // Write behind: start writing full buffers at once so the device
-            // stays busy; wait only past the bound.
-            self.write_behind();
-            self.wait_round(false, false, |st| self.write_behind_done(st))
-                .await?;
-            // A buffer this append filled is written only once the writer
-            // task has taken it and the reactor has submitted it, and glommio
-            // polls its rings only when no task is runnable (or its 100 ms
-            // preemption timer fires). An appender that never awaits anything
-            // else (a tight loop, a busy shard) would fill the whole
-            // write-behind bound with the device idle: step off the CPU until
-            // the next reactor poll, once per buffer filled.
-            if filled {
-                yield_to_reactor().await;
-            }
+            return self.sync_to(target).await;
         }
-        Ok(info)
+        // Write behind: start writing full buffers at once so the device
+        // stays busy; wait only past the bound.
+        self.write_behind();
+        self.wait_round(false, false, |st| self.write_behind_done(st))
+            .await?;
+        // A buffer this append filled is written only once the writer
+        // task has taken it and the reactor has submitted it, and glommio
+        // polls its rings only when no task is runnable (or its 100 ms
+        // preemption timer fires). An appender that never awaits anything
+        // else (a tight loop, a busy shard) would fill the whole
+        // write-behind bound with the device idle: step off the CPU until
+        // the next reactor poll, once per buffer filled.
+        if filled {
+            yield_to_reactor().await;
+        }
+        Ok(())
     }
 
     /// Assigns offsets and copies into the appender; also says whether a
     /// write buffer was filled.
     fn append_sync(&self, batches: &mut BytesMut) -> Result<(i64, AppendInfo, bool), AppendError> {
         let mut st = self.st.borrow_mut();
-        if st.closing {
-            return Err(AppendError::Closed);
-        }
-        if st.poisoned {
-            return Err(AppendError::Poisoned);
-        }
-        let parsed = validate_batches(batches, BATCH_BYTES_MAX.min(st.cfg.segment_bytes_max))?;
+        let mut parsed = Self::validate(&st, batches)?;
         if let Some((base_offset, last_offset)) =
             check_producers(&st.producers, &parsed, st.next_offset)?
         {
@@ -81,23 +84,65 @@ impl<S: Storage> PartitionLog<S> {
         }
         let base = st.next_offset;
         let mut next = base;
-        for (pos, h) in &parsed {
-            set_base_offset(&mut batches[*pos..], next);
-            next += h.last_offset_delta as i64 + 1;
+        let stamp = st.stamp_epoch;
+        for (pos, h) in &mut parsed {
+            let b = &mut batches[*pos..];
+            set_base_offset(b, next);
+            h.base_offset = next;
+            // The leader's one store per batch: outside the CRC, like the
+            // base offset.
+            if let Some(epoch) = stamp {
+                set_partition_leader_epoch(b, epoch);
+                h.partition_leader_epoch = epoch;
+            }
+            next = h.last_offset() + 1;
         }
+        let filled = self.copy_in(&mut st, batches, parsed);
+        let info = AppendInfo {
+            base_offset: base,
+            last_offset: next - 1,
+            log_start_offset: st.log_start_offset,
+            duplicate: false,
+        };
+        self.publish(st);
+        Ok((next, info, filled))
+    }
+
+    /// The checks every append runs first: the log takes appends, and the
+    /// batches are whole and valid. Nothing is written if they fail.
+    pub(super) fn validate(
+        st: &LogState<S>,
+        batches: &[u8],
+    ) -> Result<Vec<(usize, BatchHeader)>, AppendError> {
+        if st.closing {
+            return Err(AppendError::Closed);
+        }
+        if st.poisoned {
+            return Err(AppendError::Poisoned);
+        }
+        validate_batches(batches, BATCH_BYTES_MAX.min(st.cfg.segment_bytes_max))
+    }
+
+    /// Copies validated batches, their offsets already in place and in
+    /// `parsed`, into the active segment (rolling as needed), the indexes,
+    /// the producer state and the cache, and moves the log end past them.
+    /// Returns whether a write buffer was filled.
+    pub(super) fn copy_in(
+        &self,
+        st: &mut LogState<S>,
+        batches: &mut BytesMut,
+        parsed: Vec<(usize, BatchHeader)>,
+    ) -> bool {
         let bytes = std::mem::take(batches).freeze();
         let now = now_ms();
         let interval = st.cfg.index_interval_bytes;
-        let mut next = base;
+        let mut next = st.next_offset;
         let mut filled = false;
         for (pos, h) in parsed {
-            let h = BatchHeader {
-                base_offset: next,
-                ..h
-            };
+            debug_assert_eq!(h.base_offset, next, "batches are copied in offset order");
             let len = h.total_len();
             let slice = bytes.slice(pos..pos + len as usize);
-            let seg = self.active_segment(&mut st, next, len, now);
+            let seg = self.active_segment(st, next, len, now);
             {
                 let mut ss = seg.st.borrow_mut();
                 let at = ss.size;
@@ -122,23 +167,28 @@ impl<S: Storage> PartitionLog<S> {
         }
         assert!(next > st.next_offset, "offsets only grow");
         st.next_offset = next;
-        self.account(&st);
-        let info = AppendInfo {
-            base_offset: base,
-            last_offset: next - 1,
-            log_start_offset: st.log_start_offset,
-            duplicate: false,
-        };
+        self.account(st);
+        filled
+    }
+
+    /// After a copy: wakes followers waiting for the log end to grow and,
+    /// in the modes that acknowledge before the disk, moves the high
+    /// watermark to the log end.
+    pub(super) fn publish(&self, mut st: std::cell::RefMut<'_, LogState<S>>) {
         if cfg!(debug_assertions) {
             Self::check_invariants(&st);
         }
-        if st.cfg.flush != FlushMode::Batch {
+        let next = st.next_offset;
+        let visible = st.cfg.flush != FlushMode::Batch;
+        if visible {
             assert!(next >= st.high_watermark, "the high watermark only grows");
             st.high_watermark = next;
-            drop(st);
+        }
+        drop(st);
+        self.end_signal.notify();
+        if visible {
             self.hw_signal.notify();
         }
-        Ok((next, info, filled))
     }
 
     /// The segment the batch at `offset` of `len` bytes goes to, rolling

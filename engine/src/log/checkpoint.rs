@@ -1,12 +1,13 @@
 //! Finalizing a rolled segment (all bytes written, truncated to its logical
 //! size, synced, indexes written) and the checkpoint and producer snapshot
-//! that it allows: recovery trusts every segment below the checkpoint.
+//! that it allows: recovery trusts every segment below the checkpoint. Also
+//! the leader-epoch file, which write rounds replace when it changed.
 
 use super::PartitionLog;
 use crate::error::AppendError;
 use crate::layout::{
-    encode_checkpoint, write_file, write_file_atomic, CHECKPOINT_FILE, INDEX_SUFFIX, SNAPSHOT_FILE,
-    TIME_INDEX_SUFFIX,
+    encode_checkpoint, write_file, write_file_atomic, CHECKPOINT_FILE, INDEX_SUFFIX,
+    LEADER_EPOCH_FILE, SNAPSHOT_FILE, TIME_INDEX_SUFFIX,
 };
 use crate::segment::Segment;
 use crate::storage::{Storage, StorageFile};
@@ -78,6 +79,14 @@ impl<S: Storage> PartitionLog<S> {
             &cp,
         )
         .await?;
+        Ok(())
+    }
+
+    /// Replaces the leader-epoch file; only write rounds call it, one at a
+    /// time.
+    pub(super) async fn write_epochs(&self, bytes: &[u8]) -> Result<(), AppendError> {
+        let path = self.dir.join(LEADER_EPOCH_FILE);
+        write_file_atomic(&self.storage, &self.dir, &path, bytes).await?;
         Ok(())
     }
 }

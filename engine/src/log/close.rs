@@ -32,6 +32,7 @@ impl<S: Storage> PartitionLog<S> {
         self.release_budget();
         self.cache.remove_log(self.id);
         self.hw_signal.notify();
+        self.end_signal.notify();
         self.writer_signal.notify();
         r
     }

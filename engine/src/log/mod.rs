@@ -16,23 +16,30 @@
 //!   producer snapshot it allows;
 //! - `read.rs`: fetches and timestamp lookups;
 //! - `retention.rs`: deleting whole segments from the front;
+//! - `replication.rs`: leader epochs (stamping, the epoch cache and its
+//!   queries) and a follower's appends;
+//! - `truncate.rs`: a follower's truncation and reset, done by a reopen;
 //! - `close.rs`: clean close and delete.
 
 mod append;
 mod checkpoint;
 mod close;
 mod read;
+mod replication;
 mod retention;
+mod truncate;
 mod write_behind;
 mod write_round;
 mod zero_fill;
 
 pub use append::AppendInfo;
 pub use read::{FileRange, ReadChunk, ReadResult};
+pub use truncate::record_truncation;
 
 use crate::batch_cache::BatchCache;
 use crate::config::{FlushMode, LogConfig};
 use crate::error::RecoveryError;
+use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::ProducerState;
 use crate::recovery;
 use crate::segment::Segment;
@@ -71,6 +78,14 @@ pub(crate) struct LogState<S: Storage> {
     pub writer_busy: bool,
     pub flusher_running: bool,
     pub producers: ProducerState,
+    pub epochs: LeaderEpochCache,
+    /// Bumped by every change of `epochs`; `epochs_durable` is the version
+    /// last written to the epoch file (a write round writes it first).
+    pub epochs_version: u64,
+    pub epochs_durable: u64,
+    /// The leader epoch `append` writes into every batch, from
+    /// `become_leader` on.
+    pub stamp_epoch: Option<i32>,
 }
 
 /// One partition's log. `!Send`: it lives on the shard that owns the
@@ -89,6 +104,8 @@ pub struct PartitionLog<S: Storage = DmaStorage> {
     me: Weak<PartitionLog<S>>,
     st: RefCell<LogState<S>>,
     hw_signal: Rc<Signal>,
+    /// Notified when the log end offset grows (before the data is durable).
+    end_signal: Rc<Signal>,
     writer_signal: Rc<Signal>,
     fill_signal: Rc<Signal>,
 }
@@ -139,8 +156,13 @@ impl<S: Storage> PartitionLog<S> {
                 writer_busy: false,
                 flusher_running: false,
                 producers: rec.producers,
+                epochs: rec.epochs,
+                epochs_version: 0,
+                epochs_durable: 0,
+                stamp_epoch: None,
             }),
             hw_signal: Rc::default(),
+            end_signal: Rc::default(),
             writer_signal: Rc::default(),
             fill_signal: Rc::default(),
         });
@@ -165,6 +187,12 @@ impl<S: Storage> PartitionLog<S> {
     /// appended otherwise.
     pub fn high_watermark(&self) -> i64 {
         self.st.borrow().high_watermark
+    }
+
+    /// Offsets below this are on disk and fdatasynced: what a follower
+    /// reports as its fetch offset under `flush=batch`.
+    pub fn durable_offset(&self) -> i64 {
+        self.st.borrow().durable_offset
     }
 
     pub fn size_bytes(&self) -> u64 {
@@ -201,6 +229,13 @@ impl<S: Storage> PartitionLog<S> {
         self.hw_signal.wait()
     }
 
+    /// Resolves the next time the log end offset grows (at the append,
+    /// before any fdatasync: for followers' fetches, which may read up to
+    /// the log end), or the log closes or is poisoned.
+    pub fn wait_for_append(&self) -> impl Future<Output = ()> {
+        self.end_signal.wait()
+    }
+
     pub fn set_config(&self, cfg: LogConfig) {
         let mut st = self.st.borrow_mut();
         let batch = cfg.flush == FlushMode::Batch;
@@ -233,6 +268,21 @@ impl<S: Storage> PartitionLog<S> {
             assert!(hw <= limit, "high watermark {hw} > durable {durable}");
         }
         assert!(st.log_start_offset <= next);
+        // Epoch entries lie within the log: they start no later than its
+        // end (a leader's new epoch starts at the end) and no earlier
+        // than its start.
+        if let (Some(first), Some(last)) = (st.epochs.entries().first(), st.epochs.latest()) {
+            assert!(
+                last.start_offset <= next,
+                "epoch {last:?} past log end {next}"
+            );
+            assert!(
+                first.start_offset >= st.log_start_offset,
+                "epoch {first:?} before log start {}",
+                st.log_start_offset
+            );
+        }
+        assert!(st.epochs_durable <= st.epochs_version);
         if let Some(first) = st.segments.first() {
             assert_eq!(first.base_offset, st.log_start_offset);
         }
@@ -283,6 +333,7 @@ impl<S: Storage> PartitionLog<S> {
         st.poisoned = true;
         drop(st);
         self.hw_signal.notify();
+        self.end_signal.notify();
     }
 }
 

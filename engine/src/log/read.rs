@@ -1,6 +1,7 @@
 //! Reads: from the shard's batch cache, or as file ranges of a segment for
 //! sendfile (in memory for the broker's own readers), below the high
-//! watermark; and timestamp lookups.
+//! watermark or a bound the caller gives (a replicated high watermark for
+//! consumers, the log end for followers); and timestamp lookups.
 
 use super::PartitionLog;
 use crate::batch::BatchHeader;
@@ -49,14 +50,26 @@ pub struct ReadResult {
     pub log_start_offset: i64,
 }
 
+/// How far a read goes.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    /// Below the high watermark; offsets past it are out of range.
+    HighWatermark,
+    /// Below this offset (capped at the log end); offsets up to the log
+    /// end are in range.
+    Upto(i64),
+}
+
 impl<S: Storage> PartitionLog<S> {
     /// Waits until the segment's appended bytes are all in its file (only
-    /// needed when readers may see unflushed data, i.e. not `flush=batch`).
-    async fn ensure_written(&self, seg: &Rc<Segment<S>>) -> Result<(), ReadError> {
+    /// needed when a read may see unflushed data: up to a bound past the
+    /// durable offset, or not under `flush=batch`).
+    async fn ensure_written(&self, seg: &Rc<Segment<S>>, upto: i64) -> Result<(), ReadError> {
         {
-            // Durable implies written: under flush=batch readers never wait.
+            // Durable implies written: readers below the durable offset
+            // (all of them under flush=batch but followers) never wait.
             let st = self.st.borrow();
-            if st.high_watermark <= st.durable_offset {
+            if upto <= st.durable_offset {
                 return Ok(());
             }
         }
@@ -73,7 +86,24 @@ impl<S: Storage> PartitionLog<S> {
     /// Kafka fetch semantics: whole batches from the one containing
     /// `offset`, up to `max_bytes` but at least one, below the high watermark.
     pub async fn read(&self, offset: i64, max_bytes: u32) -> Result<ReadResult, ReadError> {
-        self.read_with(offset, max_bytes, false).await
+        self.read_with(offset, max_bytes, Bound::HighWatermark, false)
+            .await
+    }
+
+    /// [`PartitionLog::read`] below `upto` instead of the high watermark:
+    /// whole batches that end before `upto` (a batch that ends at or past
+    /// it is not returned, never split). `upto` past the log end is the
+    /// log end: followers read up to there, before it is durable.
+    /// Offsets up to the log end are in range; from `upto` on the result
+    /// is empty.
+    pub async fn read_upto(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        upto: i64,
+    ) -> Result<ReadResult, ReadError> {
+        self.read_with(offset, max_bytes, Bound::Upto(upto), false)
+            .await
     }
 
     /// [`PartitionLog::read`], but cold data is read into memory through
@@ -85,16 +115,30 @@ impl<S: Storage> PartitionLog<S> {
         offset: i64,
         max_bytes: u32,
     ) -> Result<ReadResult, ReadError> {
-        self.read_with(offset, max_bytes, true).await
+        self.read_with(offset, max_bytes, Bound::HighWatermark, true)
+            .await
+    }
+
+    /// [`PartitionLog::read_in_memory`] below `upto`, as
+    /// [`PartitionLog::read_upto`].
+    pub async fn read_in_memory_upto(
+        &self,
+        offset: i64,
+        max_bytes: u32,
+        upto: i64,
+    ) -> Result<ReadResult, ReadError> {
+        self.read_with(offset, max_bytes, Bound::Upto(upto), true)
+            .await
     }
 
     async fn read_with(
         &self,
         offset: i64,
         max_bytes: u32,
+        bound: Bound,
         in_memory: bool,
     ) -> Result<ReadResult, ReadError> {
-        let (lso, hw, seg) = {
+        let (lso, hw, range_end, upto, seg) = {
             let st = self.st.borrow();
             if st.closed {
                 return Err(ReadError::Closed);
@@ -105,9 +149,13 @@ impl<S: Storage> PartitionLog<S> {
                 .rev()
                 .find(|s| s.base_offset <= offset)
                 .cloned();
-            (st.log_start_offset, st.high_watermark, seg)
+            let (range_end, upto) = match bound {
+                Bound::HighWatermark => (st.high_watermark, st.high_watermark),
+                Bound::Upto(u) => (st.next_offset, u.min(st.next_offset)),
+            };
+            (st.log_start_offset, st.high_watermark, range_end, upto, seg)
         };
-        if offset < lso || offset > hw {
+        if offset < lso || offset > range_end {
             return Err(ReadError::OffsetOutOfRange {
                 log_start_offset: lso,
                 high_watermark: hw,
@@ -118,10 +166,10 @@ impl<S: Storage> PartitionLog<S> {
             high_watermark: hw,
             log_start_offset: lso,
         };
-        if offset == hw {
+        if offset >= upto {
             return Ok(rr);
         }
-        if let Some(v) = self.cache.read(self.id, offset, hw, max_bytes) {
+        if let Some(v) = self.cache.read(self.id, offset, upto, max_bytes) {
             rr.chunks = v.into_iter().map(ReadChunk::Memory).collect();
             return Ok(rr);
         }
@@ -131,7 +179,7 @@ impl<S: Storage> PartitionLog<S> {
                 high_watermark: hw,
             });
         };
-        self.ensure_written(&seg).await?;
+        self.ensure_written(&seg, upto).await?;
         let (file, start, limit) = {
             let ss = seg.st.borrow();
             let rel = (offset - seg.base_offset).clamp(0, u32::MAX as i64) as u32;
@@ -151,7 +199,7 @@ impl<S: Storage> PartitionLog<S> {
             if h.last_offset() < offset {
                 continue;
             }
-            if h.last_offset() >= hw {
+            if h.last_offset() >= upto {
                 break;
             }
             let end = pos + h.total_len();
@@ -166,7 +214,7 @@ impl<S: Storage> PartitionLog<S> {
                         .index
                         .last_at_or_before_position(pos + max_bytes as u64);
                     if let Some((rel, p)) = jump {
-                        if p as u64 > end && seg.base_offset + (rel as i64) < hw {
+                        if p as u64 > end && seg.base_offset + (rel as i64) < upto {
                             range = Some((pos, p as u64));
                             sc.jump(p as u64);
                         }
@@ -251,7 +299,7 @@ impl<S: Storage> PartitionLog<S> {
             if max_ts < timestamp_ms {
                 continue;
             }
-            self.ensure_written(&seg).await?;
+            self.ensure_written(&seg, hw).await?;
             let (file, limit) = {
                 let ss = seg.st.borrow();
                 (ss.file.clone(), ss.written.min(ss.size))

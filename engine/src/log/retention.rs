@@ -67,6 +67,12 @@ impl<S: Storage> PartitionLog<S> {
             }
             if !victims.is_empty() {
                 self.cache.remove_below(self.id, st.log_start_offset);
+                // The next write round (or close) writes the file; until
+                // then recovery moves the entries up itself.
+                let start = st.log_start_offset;
+                if st.epochs.truncate_from_start(start) {
+                    st.epochs_version += 1;
+                }
             }
         }
         for seg in &victims {

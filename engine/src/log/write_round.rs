@@ -11,6 +11,7 @@ use crate::constants::{
     WRITE_ROUND_OPS_MAX, ZERO_FILL_ROUND_BYTES_MAX,
 };
 use crate::error::AppendError;
+use crate::layout::encode_leader_epochs;
 use crate::segment::Segment;
 use crate::segment_appender::{align_up, WriteOp};
 use crate::storage::{IoBuf, Storage, StorageFile};
@@ -34,9 +35,15 @@ impl<S: Storage> PartitionLog<S> {
         self.sync_to(target).await
     }
 
+    /// Waits until offsets below `target` are durable, and the epoch file
+    /// with them: a batch of a new leader epoch is acknowledged only once
+    /// the entry of its epoch is on disk (epochs change rarely, so waiting
+    /// for the latest version costs nothing in practice).
     pub(super) async fn sync_to(&self, target: i64) -> Result<(), AppendError> {
-        self.wait_round(true, true, |st| st.durable_offset >= target)
-            .await
+        self.wait_round(true, true, |st| {
+            st.durable_offset >= target && st.epochs_durable >= st.epochs_version
+        })
+        .await
     }
 
     /// Waits until `done` holds, starting write rounds as needed.
@@ -94,12 +101,18 @@ impl<S: Storage> PartitionLog<S> {
         .detach();
     }
 
-    /// One write round: writes what the appenders hold (with `partial`,
-    /// their partial buffers too), finalizes sealed segments in order, and
-    /// with `sync` fdatasyncs every file written since its last sync.
+    /// One write round: writes the epoch file if it changed, then what the
+    /// appenders hold (with `partial`, their partial buffers too),
+    /// finalizes sealed segments in order, and with `sync` fdatasyncs every
+    /// file written since its last sync.
     async fn write_round(&self, sync: bool, partial: bool) -> Result<(), AppendError> {
-        let (jobs, target, seg_max) = {
+        let (jobs, target, seg_max, epochs) = {
             let st = self.st.borrow();
+            // Taken with the jobs: every batch this round writes had its
+            // epoch recorded before, so the file covers it before its data
+            // is on disk (recovery trusts it below the checkpoint).
+            let epochs = (st.epochs_durable < st.epochs_version)
+                .then(|| (st.epochs_version, encode_leader_epochs(&st.epochs)));
             let mut jobs = Vec::new();
             for seg in &st.segments {
                 let mut ss = seg.st.borrow_mut();
@@ -118,8 +131,14 @@ impl<S: Storage> PartitionLog<S> {
                 });
             }
             self.account(&st);
-            (jobs, st.next_offset, st.cfg.segment_bytes_max)
+            (jobs, st.next_offset, st.cfg.segment_bytes_max, epochs)
         };
+        if let Some((version, bytes)) = epochs {
+            self.write_epochs(&bytes).await?;
+            let mut st = self.st.borrow_mut();
+            assert!(version > st.epochs_durable, "epoch file versions only grow");
+            st.epochs_durable = version;
+        }
         let mut dir_dirty = false;
         let mut checkpoint = None;
         for job in jobs {
