@@ -93,6 +93,9 @@ pub fn append_error_code(e: &AppendError) -> ErrorCode {
         AppendError::Closed => NOT_LEADER_OR_FOLLOWER,
         AppendError::OutOfOrderSequence { .. } => OUT_OF_ORDER_SEQUENCE_NUMBER,
         AppendError::InvalidProducerEpoch { .. } => INVALID_PRODUCER_EPOCH,
+        // Only replica fetchers append at given offsets; their answer is
+        // to fetch again from the log end, never a client's.
+        AppendError::OffsetMismatch { .. } => OFFSET_OUT_OF_RANGE,
     }
 }
 
@@ -117,7 +120,8 @@ pub fn offsets_append_error_code(e: &AppendError) -> ErrorCode {
         | AppendError::Io(_)
         | AppendError::Closed
         | AppendError::OutOfOrderSequence { .. }
-        | AppendError::InvalidProducerEpoch { .. } => COORDINATOR_NOT_AVAILABLE,
+        | AppendError::InvalidProducerEpoch { .. }
+        | AppendError::OffsetMismatch { .. } => COORDINATOR_NOT_AVAILABLE,
     }
 }
 
