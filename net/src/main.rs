@@ -1,4 +1,7 @@
-//! `spindle`: the broker binary. See `spindle --help`.
+//! `spindle`: the broker binary. See `spindle --help`. A first argument
+//! naming an admin subcommand (`spindle topic list`, ...) runs the admin
+//! CLI (`spindle-admin`) instead; anything else, flags alone included,
+//! starts the broker as it always has.
 
 use clap::CommandFactory;
 
@@ -10,7 +13,18 @@ use clap::CommandFactory;
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use spindle_net::config::{Config, Settings};
 
+/// Appended to the broker's `--help`: where the admin commands are.
+const ADMIN_HELP: &str = "Admin subcommands (Kafka protocol, any broker): spindle topic|group|cluster|produce|consume --help";
+
 fn main() -> std::process::ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(spindle_admin::is_subcommand)
+    {
+        return spindle_admin::run(args);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -19,7 +33,9 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let matches = Settings::command().get_matches();
+    let matches = Settings::command()
+        .after_help(ADMIN_HELP)
+        .get_matches_from(args);
     let result = Settings::load(&matches)
         .and_then(Config::resolve)
         .and_then(spindle_net::server::run);

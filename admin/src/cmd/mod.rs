@@ -1,0 +1,9 @@
+//! One module per command family; each turns its arguments into requests,
+//! and the answers into a table or JSON.
+
+pub mod cluster;
+pub mod consume;
+pub mod group;
+pub mod produce;
+pub mod topic;
+pub mod topic_config;

@@ -1,0 +1,109 @@
+//! How results are printed: aligned tables for people, JSON for scripts
+//! (`--format json`: one document per command, or one object per line for
+//! `consume`). Results go to stdout, messages and errors to stderr, so a
+//! pipe gets data only.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::error::{AdminError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned tables (consume: one record per line)
+    Text,
+    /// JSON (consume: one JSON object per line)
+    Json,
+}
+
+/// Columns of text, each as wide as its widest cell, two spaces apart.
+#[derive(Debug, Clone)]
+pub struct Table {
+    headers: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(headers: &[&'static str]) -> Table {
+        Table {
+            headers: headers.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        debug_assert_eq!(cells.len(), self.headers.len());
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.len()).collect();
+        for r in &self.rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let headers: Vec<String> = self.headers.iter().map(|h| h.to_string()).collect();
+        for r in std::iter::once(&headers).chain(&self.rows) {
+            let mut line = String::new();
+            for (i, (c, w)) in r.iter().zip(&widths).enumerate() {
+                if i + 1 == r.len() {
+                    line.push_str(c);
+                } else {
+                    line.push_str(&format!("{c:<w$}  "));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn print(&self) -> Result<()> {
+        write_stdout(&self.render())
+    }
+}
+
+/// Prints `value` as one pretty JSON document.
+pub fn print_json(value: &impl Serialize) -> Result<()> {
+    let s = serde_json::to_string_pretty(value)
+        .map_err(|e| AdminError::Protocol(format!("encode JSON: {e}")))?;
+    write_stdout(&format!("{s}\n"))
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends the command quietly
+/// rather than with a panic.
+pub fn write_stdout(s: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(AdminError::Failed(format!("write to stdout: {e}"))),
+    }
+}
+
+/// A list of node ids as Kafka's tools print them: `1,2,3`.
+pub fn ids(v: &[i32]) -> String {
+    v.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_align_and_lines_have_no_trailing_space() {
+        let mut t = Table::new(&["NAME", "PARTITIONS", "X"]);
+        t.row(vec!["a-long-name".into(), "1".into(), "".into()]);
+        t.row(vec!["b".into(), "12".into(), "z".into()]);
+        assert_eq!(
+            t.render(),
+            "NAME         PARTITIONS  X\na-long-name  1\nb            12          z\n"
+        );
+    }
+}
