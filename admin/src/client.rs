@@ -213,6 +213,12 @@ impl Client {
 
     /// The connection to `group`'s coordinator.
     pub fn coordinator(&mut self, group: &str) -> Result<&mut Conn> {
+        let addr = self.coordinator_addr(group)?;
+        self.at(&addr)
+    }
+
+    /// The address of `group`'s coordinator, for [`Client::at`].
+    pub fn coordinator_addr(&mut self, group: &str) -> Result<String> {
         let v = self.bootstrap.version(ApiKey::FindCoordinator)?;
         let mut req = FindCoordinatorRequest::default();
         if v >= 4 {
@@ -233,12 +239,12 @@ impl Client {
             AdminError::check(resp.error_code, resp.error_message.as_deref(), ctx)?;
             (resp.node_id.0, resp.host.to_string(), resp.port)
         };
-        let addr = match self.addrs.get(&node) {
+        // As for leaders: a single broker is reached where the user said.
+        Ok(match self.addrs.get(&node) {
             Some(a) => a.clone(),
             None if self.addrs.is_empty() => self.bootstrap.addr().to_string(),
             None => format!("{host}:{port}"),
-        };
-        self.at(&addr)
+        })
     }
 
     /// The offset of each (topic, partition) at `timestamp` (ms since the

@@ -19,6 +19,7 @@ pub mod client;
 pub mod cmd;
 pub mod conn;
 pub mod error;
+pub mod group_offsets;
 pub mod output;
 pub mod records;
 pub mod time;

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod consume;
+pub mod consume_group;
 pub mod group;
 pub mod produce;
 pub mod topic;
