@@ -3,15 +3,19 @@
 //! `group reset-offsets` (which commits as an admin: generation -1, no
 //! member, accepted only while the group is empty, as Kafka's
 //! AlterConsumerGroupOffsets does) and `consume --group` (which commits
-//! as a member of its generation).
+//! as a member of its generation). And the framing of the consumer
+//! protocol's subscriptions and assignments, which `consume --group`
+//! writes and `group describe` reads.
 
 use std::collections::BTreeMap;
 
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use spindle_codec::kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use spindle_codec::kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use spindle_codec::kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest};
+use spindle_codec::kafka_protocol::protocol::{Decodable, Encodable, Message};
 
 use crate::client::{str_bytes, topic_name};
 use crate::conn::Conn;
@@ -111,4 +115,25 @@ pub fn commit(
         }
     }
     Ok(())
+}
+
+/// Kafka's ConsumerProtocol framing: an i16 version, then the message.
+pub fn encode_versioned<M: Encodable>(m: &M, version: i16) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    buf.put_i16(version);
+    m.encode(&mut buf, version)
+        .map_err(|e| AdminError::Protocol(format!("encode consumer protocol: {e}")))?;
+    Ok(buf.freeze())
+}
+
+/// Reads a ConsumerProtocol message at the highest version we know of at
+/// most, as Kafka does: newer versions only add fields at the end.
+pub fn decode_versioned<M: Decodable + Message>(bytes: &mut Bytes) -> Result<M> {
+    if bytes.remaining() < 2 {
+        return Err(AdminError::Protocol(
+            "consumer protocol message too short".into(),
+        ));
+    }
+    let v = bytes.get_i16().clamp(0, M::VERSIONS.max);
+    M::decode(bytes, v).map_err(|e| AdminError::Protocol(format!("decode consumer protocol: {e}")))
 }

@@ -7,7 +7,8 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::error::{AdminError, Result};
+use crate::error::{error_name, AdminError, Result};
+use crate::Ctx;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -82,6 +83,52 @@ pub fn write_stdout(s: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => Err(AdminError::Failed(format!("write to stdout: {e}"))),
     }
+}
+
+/// One item's outcome (a topic, a group) in a command over several: the
+/// Kafka APIs answer per item, so each succeeds or fails on its own.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub name: String,
+    /// Kafka's error name, `None` on success.
+    pub error: Option<String>,
+    pub message: Option<String>,
+}
+
+impl Outcome {
+    pub fn of(name: String, code: i16, message: Option<String>) -> Outcome {
+        Outcome {
+            name,
+            error: (code != 0).then(|| error_name(code)),
+            message: message.filter(|m| !m.is_empty()),
+        }
+    }
+}
+
+/// Prints the outcomes; an error if any failed.
+pub fn report(ctx: &Ctx, what: &'static str, outcomes: &[Outcome], ok: &str) -> Result<()> {
+    if ctx.json() {
+        print_json(&outcomes)?;
+    } else {
+        let mut t = Table::new(&[what, "STATUS"]);
+        for o in outcomes {
+            let status = match (&o.error, &o.message) {
+                (None, _) => ok.to_string(),
+                (Some(e), Some(m)) => format!("{e}: {m}"),
+                (Some(e), None) => e.clone(),
+            };
+            t.row(vec![o.name.clone(), status]);
+        }
+        t.print()?;
+    }
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    if failed > 0 {
+        return Err(AdminError::Failed(format!(
+            "{failed} of {} failed",
+            outcomes.len()
+        )));
+    }
+    Ok(())
 }
 
 /// A list of node ids as Kafka's tools print them: `1,2,3`.

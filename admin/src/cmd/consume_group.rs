@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use spindle_codec::kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
 use spindle_codec::kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use spindle_codec::kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -20,13 +20,15 @@ use spindle_codec::kafka_protocol::messages::{
     ApiKey, ConsumerProtocolAssignment, ConsumerProtocolSubscription, HeartbeatRequest,
     JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
 };
-use spindle_codec::kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use spindle_codec::kafka_protocol::protocol::StrBytes;
 
 use crate::cli::ConsumeArgs;
 use crate::client::{str_bytes, topic_name, Client, ClusterView};
 use crate::cmd::consume::{print_all, start_positions, Fetcher, Printer};
 use crate::error::{AdminError, Result};
-use crate::group_offsets::{commit, committed, group_id, Offsets};
+use crate::group_offsets::{
+    commit, committed, decode_versioned, encode_versioned, group_id, Offsets,
+};
 use crate::Ctx;
 
 const SESSION_TIMEOUT_MS: i32 = 10_000;
@@ -328,27 +330,4 @@ fn leave(conn: &mut crate::conn::Conn, group: &str, member_id: &str) -> Result<(
     }
     let resp = conn.call_version(&req, v)?;
     AdminError::check(resp.error_code, None, || format!("leave group {group}"))
-}
-
-/// Kafka's ConsumerProtocol framing: an i16 version, then the message.
-fn encode_versioned<M: Encodable>(m: &M, version: i16) -> Result<Bytes> {
-    let mut buf = BytesMut::new();
-    buf.put_i16(version);
-    m.encode(&mut buf, version)
-        .map_err(|e| AdminError::Protocol(format!("encode consumer protocol: {e}")))?;
-    Ok(buf.freeze())
-}
-
-/// Reads a ConsumerProtocol message at the highest version we know of at
-/// most, as Kafka does: newer versions only add fields at the end.
-fn decode_versioned<M: Decodable + spindle_codec::kafka_protocol::protocol::Message>(
-    bytes: &mut Bytes,
-) -> Result<M> {
-    if bytes.remaining() < 2 {
-        return Err(AdminError::Protocol(
-            "consumer protocol message too short".into(),
-        ));
-    }
-    let v = bytes.get_i16().clamp(0, M::VERSIONS.max);
-    M::decode(bytes, v).map_err(|e| AdminError::Protocol(format!("decode consumer protocol: {e}")))
 }

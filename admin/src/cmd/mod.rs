@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod consume;
 pub mod consume_group;
 pub mod group;
+pub mod group_reset;
 pub mod produce;
 pub mod topic;
 pub mod topic_config;

@@ -17,8 +17,8 @@ use spindle_codec::kafka_protocol::messages::{
 use crate::cli::{AddPartitions, TopicCmd, TopicCreate, TopicDelete, TopicDescribe, TopicList};
 use crate::client::{str_bytes, topic_name, PartitionInfo, EARLIEST, LATEST};
 use crate::cmd::topic_config::{self, ConfigEntry};
-use crate::error::{error_name, AdminError, KafkaCode, Result};
-use crate::output::{ids, print_json, write_stdout, Table};
+use crate::error::{AdminError, KafkaCode, Result};
+use crate::output::{ids, print_json, report, write_stdout, Outcome, Table};
 use crate::Ctx;
 
 /// Kafka's codes that `--if-not-exists` and `--if-exists` forgive.
@@ -34,51 +34,6 @@ pub fn run(ctx: &Ctx, cmd: TopicCmd) -> Result<()> {
         TopicCmd::AlterConfig(a) => topic_config::alter(ctx, a),
         TopicCmd::AddPartitions(a) => add_partitions(ctx, a),
     }
-}
-
-/// One topic's outcome in a command over several.
-#[derive(Debug, Serialize)]
-pub struct Outcome {
-    pub topic: String,
-    /// Kafka's error name, `None` on success.
-    pub error: Option<String>,
-    pub message: Option<String>,
-}
-
-impl Outcome {
-    pub fn of(topic: String, code: i16, message: Option<String>) -> Outcome {
-        Outcome {
-            topic,
-            error: (code != 0).then(|| error_name(code)),
-            message: message.filter(|m| !m.is_empty()),
-        }
-    }
-}
-
-/// Prints the outcomes; an error if any failed.
-pub fn report(ctx: &Ctx, outcomes: &[Outcome], ok: &str) -> Result<()> {
-    if ctx.json() {
-        print_json(&outcomes)?;
-    } else {
-        let mut t = Table::new(&["TOPIC", "STATUS"]);
-        for o in outcomes {
-            let status = match (&o.error, &o.message) {
-                (None, _) => ok.to_string(),
-                (Some(e), Some(m)) => format!("{e}: {m}"),
-                (Some(e), None) => e.clone(),
-            };
-            t.row(vec![o.topic.clone(), status]);
-        }
-        t.print()?;
-    }
-    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-    if failed > 0 {
-        return Err(AdminError::Failed(format!(
-            "{failed} of {} topics failed",
-            outcomes.len()
-        )));
-    }
-    Ok(())
 }
 
 fn create(ctx: &Ctx, a: TopicCreate) -> Result<()> {
@@ -123,6 +78,7 @@ fn create(ctx: &Ctx, a: TopicCreate) -> Result<()> {
         .collect();
     report(
         ctx,
+        "TOPIC",
         &outcomes,
         if a.dry_run { "OK (dry run)" } else { "OK" },
     )
@@ -305,7 +261,7 @@ fn delete(ctx: &Ctx, a: TopicDelete) -> Result<()> {
             Outcome::of(name, code, r.error_message.map(|m| m.to_string()))
         })
         .collect();
-    report(ctx, &outcomes, "OK")
+    report(ctx, "TOPIC", &outcomes, "OK")
 }
 
 fn add_partitions(ctx: &Ctx, a: AddPartitions) -> Result<()> {
@@ -350,8 +306,8 @@ fn add_partitions(ctx: &Ctx, a: AddPartitions) -> Result<()> {
             )
         }));
     }
-    outcomes.sort_by(|x, y| x.topic.cmp(&y.topic));
-    report(ctx, &outcomes, "OK")
+    outcomes.sort_by(|x, y| x.name.cmp(&y.name));
+    report(ctx, "TOPIC", &outcomes, "OK")
 }
 
 /// The broker-side bound of a request, the CLI's own timeout.

@@ -15,9 +15,9 @@ use spindle_codec::kafka_protocol::messages::{
 
 use crate::cli::AlterConfig;
 use crate::client::str_bytes;
-use crate::cmd::topic::{report, Outcome};
 use crate::conn::Conn;
 use crate::error::{AdminError, Result};
+use crate::output::{report, Outcome};
 use crate::Ctx;
 
 /// Kafka's ConfigResource type of a topic.
@@ -101,7 +101,12 @@ pub fn alter(ctx: &Ctx, a: AlterConfig) -> Result<()> {
         ));
     };
     let ok = if a.dry_run { "OK (dry run)" } else { "OK" };
-    report(ctx, &[Outcome::of(a.topic.clone(), code, message)], ok)
+    report(
+        ctx,
+        "TOPIC",
+        &[Outcome::of(a.topic.clone(), code, message)],
+        ok,
+    )
 }
 
 fn incremental(conn: &mut Conn, a: &AlterConfig) -> Result<(i16, Option<String>)> {
