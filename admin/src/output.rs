@@ -123,9 +123,21 @@ pub fn report(ctx: &Ctx, what: &'static str, outcomes: &[Outcome], ok: &str) -> 
     }
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     if failed > 0 {
+        // The reasons again on stderr, where a script's log looks.
+        let reasons: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| {
+                let e = o.error.as_ref()?;
+                Some(match &o.message {
+                    Some(m) => format!("{}: {e}: {m}", o.name),
+                    None => format!("{}: {e}", o.name),
+                })
+            })
+            .collect();
         return Err(AdminError::Failed(format!(
-            "{failed} of {} failed",
-            outcomes.len()
+            "{failed} of {} failed: {}",
+            outcomes.len(),
+            reasons.join("; ")
         )));
     }
     Ok(())
