@@ -74,6 +74,20 @@ pub fn print_json(value: &impl Serialize) -> Result<()> {
     write_stdout(&format!("{s}\n"))
 }
 
+/// Prints what `describe` found: one JSON array, or one text block per
+/// item, a blank line between.
+pub fn print_described<T: Serialize>(
+    ctx: &Ctx,
+    items: &[T],
+    text: impl Fn(&T) -> String,
+) -> Result<()> {
+    if ctx.json() {
+        return print_json(&items);
+    }
+    let blocks: Vec<String> = items.iter().map(text).collect();
+    write_stdout(&blocks.join("\n"))
+}
+
 /// Writes to stdout; a closed pipe (`| head`) ends the command quietly
 /// rather than with a panic.
 pub fn write_stdout(s: &str) -> Result<()> {

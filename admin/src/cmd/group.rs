@@ -18,7 +18,7 @@ use crate::client::{Client, LATEST};
 use crate::cmd::group_reset;
 use crate::error::{AdminError, Result};
 use crate::group_offsets::{committed, decode_versioned, group_id};
-use crate::output::{print_json, report, write_stdout, Outcome, Table};
+use crate::output::{print_described, print_json, report, Outcome, Table};
 use crate::Ctx;
 
 const GROUP_ID_NOT_FOUND: i16 = 69;
@@ -125,17 +125,7 @@ fn describe(ctx: &Ctx, a: GroupNames) -> Result<()> {
     for group in &a.groups {
         out.push(describe_group(&mut client, group)?);
     }
-    if ctx.json() {
-        return print_json(&out);
-    }
-    let mut text = String::new();
-    for (i, d) in out.iter().enumerate() {
-        if i > 0 {
-            text.push('\n');
-        }
-        text.push_str(&describe_text(d));
-    }
-    write_stdout(&text)
+    print_described(ctx, &out, describe_text)
 }
 
 fn describe_group(client: &mut Client, group: &str) -> Result<Described> {

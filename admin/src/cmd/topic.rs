@@ -18,7 +18,7 @@ use crate::cli::{AddPartitions, TopicCmd, TopicCreate, TopicDelete, TopicDescrib
 use crate::client::{str_bytes, topic_name, PartitionInfo, EARLIEST, LATEST};
 use crate::cmd::topic_config::{self, ConfigEntry};
 use crate::error::{AdminError, KafkaCode, Result};
-use crate::output::{ids, print_json, report, write_stdout, Outcome, Table};
+use crate::output::{ids, print_described, print_json, report, Outcome, Table};
 use crate::Ctx;
 
 /// Kafka's codes that `--if-not-exists` and `--if-exists` forgive.
@@ -170,17 +170,7 @@ fn describe(ctx: &Ctx, a: TopicDescribe) -> Result<()> {
             configs,
         });
     }
-    if ctx.json() {
-        return print_json(&out);
-    }
-    let mut text = String::new();
-    for (i, d) in out.iter().enumerate() {
-        if i > 0 {
-            text.push('\n');
-        }
-        text.push_str(&describe_text(d));
-    }
-    write_stdout(&text)
+    print_described(ctx, &out, describe_text)
 }
 
 fn describe_text(d: &Described) -> String {
