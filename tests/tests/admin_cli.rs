@@ -689,3 +689,71 @@ fn group_commands_and_reset_offsets_dry_run_then_execute() -> Result<()> {
     result?;
     Ok(())
 }
+
+#[test]
+fn groups_of_other_clients_are_described_and_shared() -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let broker = Broker::start(
+        "adm-mixed",
+        &["--shards", "2", "--group-initial-rebalance-delay-ms", "0"],
+    )?;
+    ok(&broker, &["topic", "create", "m", "-p", "2"], b"")?;
+    let input: String = (0..8).map(|i| format!("k{i}:v{i}\n")).collect();
+    ok(&broker, &["produce", "m", "-k", ":"], input.as_bytes())?;
+    // A librdkafka member reads all 8, commits and stays in the group.
+    let script = spindle_tests::workspace_root().join("tests/python/ck_group_member.py");
+    let mut py = Command::new(spindle_tests::python_bin())
+        .args([
+            script.as_os_str(),
+            "m".as_ref(),
+            "mixed".as_ref(),
+            "8".as_ref(),
+        ])
+        .env("BOOTSTRAP", broker.addr())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let stdout = py.stdout.take().context("piped")?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let result = (|| -> Result<()> {
+        let ready = rx.recv_timeout(Duration::from_secs(90))?;
+        ensure!(ready == "ready", "{ready}");
+        // Its assignment, read from the consumer protocol.
+        let d = json(&broker, &["group", "describe", "mixed"], b"")?;
+        let g = &d[0];
+        ensure!(
+            g["state"] == "Stable" && g["members"][0]["client_id"] == "ck-member",
+            "{d}"
+        );
+        for p in g["partitions"].as_array().context("partitions")? {
+            ensure!(
+                p["member_id"] == g["members"][0]["member_id"] && p["lag"] == 0,
+                "{d}"
+            );
+        }
+        // The CLI joins the same group beside it, and finds nothing left.
+        let read = ok(&broker, &["consume", "m", "--group", "mixed", "-e"], b"")?;
+        ensure!(read.is_empty(), "everything was committed: {read}");
+        Ok(())
+    })();
+    drop(py.stdin.take());
+    let closed = rx.recv_timeout(Duration::from_secs(60));
+    let _ = py.kill();
+    py.wait()?;
+    result?;
+    ensure!(
+        closed.as_deref() == Ok("ok"),
+        "the librdkafka member ended badly: {closed:?}"
+    );
+    Ok(())
+}
