@@ -22,6 +22,7 @@ pub use loadgen::child_broker::{
 };
 
 pub mod acked;
+pub mod admin_cli;
 pub mod hostile;
 pub mod wire;
 
